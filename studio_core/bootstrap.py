@@ -1,0 +1,90 @@
+"""Settings -> database + adapters + services: the one object the UI holds (``st.cache_resource``).
+
+Adapters and the services that need them are built on first use, so a screen that never touches payments
+never constructs a Stripe client, and a misconfigured provider fails at startup (``resolve_providers``)
+rather than halfway through a page.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from studio_core.config import ProviderChoice, Settings, resolve_providers
+from studio_core.db import Database
+from studio_core.migrate import upgrade_to_head
+from studio_core.services.accounts import AccountService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Studio:
+    settings: Settings
+    db: Database
+    providers: dict[str, ProviderChoice] = field(default_factory=dict)
+
+    @property
+    def notices(self) -> list[str]:
+        """Provider fallbacks the UI shows (development only; production refuses to start instead)."""
+        return [c.notice for c in self.providers.values() if c.notice]
+
+    # -- services ----------------------------------------------------------------------------------------
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(self.db, self.settings)
+
+    @cached_property
+    def catalog(self):
+        from studio_core.services.catalog import CatalogService
+
+        return CatalogService(self.db, self.settings)
+
+    @cached_property
+    def ledger(self):
+        from studio_core.services.ledger import LedgerService
+
+        return LedgerService(self.db, self.settings)
+
+    @cached_property
+    def payments(self):
+        from studio_core.adapters.payments import build_payment_gateway
+
+        return build_payment_gateway(self.settings, self.providers["payments"])
+
+    # -- adapters ----------------------------------------------------------------------------------------
+    @cached_property
+    def enhancer(self):
+        from studio_core.adapters import build_enhancer
+
+        return build_enhancer(self.settings, self.providers["enhancer"])
+
+    @cached_property
+    def generator(self):
+        from studio_core.adapters import build_generator
+
+        return build_generator(self.settings, self.providers["generator"])
+
+    @cached_property
+    def store(self):
+        from studio_core.adapters import build_store
+
+        return build_store(self.settings, self.providers["storage"])
+
+
+def build_studio(settings: Settings, *, migrate: bool = True, seed_catalog: bool = True) -> Studio:
+    """Check providers, reach the database, upgrade it to head, and give a fresh database its starter
+    catalog. Raises ConfigError / DatabaseUnavailable with messages meant for the person starting the app."""
+    providers = resolve_providers(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url, echo=settings.sql_echo)
+    db.ping()
+    if migrate:
+        before, after = upgrade_to_head(db)
+        if before != after:
+            log.info("database upgraded from %s to %s", before or "empty", after)
+    studio = Studio(settings=settings, db=db, providers=providers)
+    if seed_catalog:
+        studio.catalog.ensure_starter_catalog()
+    return studio

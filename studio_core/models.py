@@ -1,0 +1,392 @@
+"""SQLAlchemy 2.0 typed models. Constraints live in the schema, not only in services.
+
+Money is integers (credits). Timestamps are UTC (stored naive-UTC, returned aware). Anything that money points
+at is ``ON DELETE RESTRICT``. Enumerations are strings with CHECK constraints (portable, migration-friendly).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in Python; naive UTC in the database (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use aware UTC datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+ROLES = ("creator", "admin")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+POST_STATUSES = ("visible", "hidden", "removed")
+REPORT_REASONS = ("spam", "nsfw", "hateful", "copyright", "other")
+REPORT_STATUSES = ("open", "actioned", "dismissed")
+HOLD_STATUSES = ("pending", "posted", "voided", "expired")
+BUCKETS = ("allowance", "paid")
+LEDGER_KINDS = ("allowance_grant", "allowance_expiry", "purchase", "referral_bonus", "signup_bonus",
+                "generation", "refund", "admin_adjustment")
+PURCHASE_STATUSES = ("created", "paid", "failed", "canceled")
+REFERRAL_STATUSES = ("pending", "rewarded", "refused")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),
+                      CheckConstraint("password_hash IS NOT NULL OR oidc_subject IS NOT NULL",
+                                      name="has_credential"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="creator")
+    referral_code: Mapped[str] = mapped_column(String(16), unique=True)
+    referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per email, in the database so every replica sees the same count."""
+
+    __tablename__ = "login_throttle"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    first_failure_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+
+
+class ImageCategory(Base):
+    __tablename__ = "image_categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    sort_order: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ImageTemplate(Base):
+    __tablename__ = "image_templates"
+    __table_args__ = (Index("ix_image_templates_category_active", "category_id", "active", "sort_order"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("image_categories.id", ondelete="RESTRICT"))
+    title: Mapped[str] = mapped_column(String(120))
+    prompt_pattern: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    style_notes: Mapped[str] = mapped_column(Text, default="")
+    default_tier: Mapped[str] = mapped_column(String(32), default="standard")
+    example_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("generated_images.id", ondelete="SET NULL", use_alter=True))
+    sort_order: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    use_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GeneratedImage(Base):
+    __tablename__ = "generated_images"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        CheckConstraint("cost >= 0", name="cost_non_negative"),
+        CheckConstraint("width > 0 AND height > 0", name="size_positive"),
+        Index("ix_generated_images_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_generated_images_status_lease", "status", "lease_expires_at"),
+        Index("ix_generated_images_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    request_key: Mapped[str] = mapped_column(String(80), unique=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    enhanced_prompt: Mapped[str | None] = mapped_column(Text)
+    final_prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("image_templates.id", ondelete="RESTRICT"),
+                                                    index=True)
+    remixed_from_id: Mapped[int | None] = mapped_column(ForeignKey("generated_images.id",
+                                                                   ondelete="SET NULL"))
+    tier: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int]
+    height: Mapped[int]
+    seed: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str] = mapped_column(String(200), default="")
+    provider_job_id: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(default=0.0)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    image_key: Mapped[str | None] = mapped_column(String(300))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(300))
+    bytes: Mapped[int | None]
+    cost: Mapped[int] = mapped_column(default=0)
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("credit_holds.id", ondelete="RESTRICT"))
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+
+class CommunityPost(Base):
+    __tablename__ = "community_posts"
+    __table_args__ = (
+        CheckConstraint(_in("status", POST_STATUSES), name="status"),
+        CheckConstraint("like_count >= 0 AND report_count >= 0 AND remix_count >= 0", name="counts"),
+        Index("ix_community_posts_feed_new", "status", "created_at", "id"),
+        Index("ix_community_posts_feed_top", "status", "like_count", "id"),
+        Index("ix_community_posts_feed_remix", "status", "remix_count", "id"),
+        Index("ix_community_posts_category", "category_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("generated_images.id", ondelete="RESTRICT"), unique=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("image_categories.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(16), default="visible")
+    like_count: Mapped[int] = mapped_column(default=0)
+    report_count: Mapped[int] = mapped_column(default=0)
+    remix_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PostLike(Base):
+    __tablename__ = "post_likes"
+    __table_args__ = (UniqueConstraint("post_id", "user_id"),
+                      Index("ix_post_likes_user", "user_id"),
+                      Index("ix_post_likes_created", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("community_posts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PostReport(Base):
+    __tablename__ = "post_reports"
+    __table_args__ = (
+        UniqueConstraint("post_id", "reporter_id"),
+        CheckConstraint(_in("reason", REPORT_REASONS), name="reason"),
+        CheckConstraint(_in("status", REPORT_STATUSES), name="status"),
+        Index("ix_post_reports_status_post", "status", "post_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("community_posts.id", ondelete="RESTRICT"))
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    reason: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PromptReuseEvent(Base):
+    __tablename__ = "prompt_reuse_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_image_id: Mapped[int] = mapped_column(ForeignKey("generated_images.id", ondelete="RESTRICT"),
+                                                 index=True)
+    source_post_id: Mapped[int | None] = mapped_column(ForeignKey("community_posts.id", ondelete="SET NULL"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    new_image_id: Mapped[int | None] = mapped_column(ForeignKey("generated_images.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CreditAccount(Base):
+    __tablename__ = "credit_accounts"
+    __table_args__ = (
+        CheckConstraint("allowance_balance >= 0", name="allowance_non_negative"),
+        CheckConstraint("paid_balance >= 0", name="paid_non_negative"),
+        CheckConstraint("reserved_allowance >= 0 AND reserved_paid >= 0", name="reserved_non_negative"),
+        CheckConstraint("reserved_allowance <= allowance_balance", name="reserved_allowance_covered"),
+        CheckConstraint("reserved_paid <= paid_balance", name="reserved_paid_covered"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), primary_key=True)
+    allowance_balance: Mapped[int] = mapped_column(default=0)
+    paid_balance: Mapped[int] = mapped_column(default=0)
+    # The reservation is kept per bucket so a hold knows exactly what it took from where.
+    reserved_allowance: Mapped[int] = mapped_column(default=0)
+    reserved_paid: Mapped[int] = mapped_column(default=0)
+    allowance_month: Mapped[str | None] = mapped_column(String(7))  # YYYY-MM of the last allowance grant
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def reserved(self) -> int:
+        return self.reserved_allowance + self.reserved_paid
+
+
+class CreditHold(Base):
+    __tablename__ = "credit_holds"
+    __table_args__ = (
+        CheckConstraint(_in("status", HOLD_STATUSES), name="status"),
+        CheckConstraint("amount_allowance >= 0 AND amount_paid >= 0 AND amount_allowance + amount_paid > 0",
+                        name="amounts"),
+        Index("ix_credit_holds_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("credit_accounts.user_id", ondelete="RESTRICT"),
+                                         index=True)
+    amount_allowance: Mapped[int] = mapped_column(default=0)
+    amount_paid: Mapped[int] = mapped_column(default=0)
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class CreditLedgerEntry(Base):
+    __tablename__ = "credit_ledger"
+    __table_args__ = (
+        CheckConstraint(_in("bucket", BUCKETS), name="bucket"),
+        CheckConstraint(_in("kind", LEDGER_KINDS), name="kind"),
+        CheckConstraint("amount <> 0", name="amount_non_zero"),
+        Index("ix_credit_ledger_user_created", "user_id", "created_at", "id"),
+        Index("ix_credit_ledger_kind_created", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("credit_accounts.user_id", ondelete="RESTRICT"))
+    bucket: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(24))
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("credit_holds.id", ondelete="RESTRICT"), index=True)
+    refund_of_id: Mapped[int | None] = mapped_column(ForeignKey("credit_ledger.id", ondelete="RESTRICT"))
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    memo: Mapped[str] = mapped_column(Text, default="")
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Purchase(Base):
+    __tablename__ = "purchases"
+    __table_args__ = (CheckConstraint(_in("status", PURCHASE_STATUSES), name="status"),
+                      CheckConstraint("credits > 0 AND price_cents > 0", name="positive"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    pack_id: Mapped[str] = mapped_column(String(40))
+    credits: Mapped[int]
+    price_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    gateway: Mapped[str] = mapped_column(String(20))
+    gateway_session_id: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="created")
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    credited_entry_id: Mapped[int | None] = mapped_column(ForeignKey("credit_ledger.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class ReferralEvent(Base):
+    __tablename__ = "referral_events"
+    __table_args__ = (CheckConstraint(_in("status", REFERRAL_STATUSES), name="status"),
+                      CheckConstraint("referrer_id <> referred_id", name="not_self"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    referred_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), unique=True)
+    kind: Mapped[str] = mapped_column(String(24), default="signup")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    signup_bonus_entry_id: Mapped[int | None] = mapped_column(ForeignKey("credit_ledger.id",
+                                                                         ondelete="RESTRICT"))
+    referrer_bonus_entry_id: Mapped[int | None] = mapped_column(ForeignKey("credit_ledger.id",
+                                                                           ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rewarded_at: Mapped[datetime | None]
+
+
+class AnalyticsEvent(Base):
+    __tablename__ = "analytics_events"
+    __table_args__ = (Index("ix_analytics_events_name_created", "name", "created_at"),
+                      Index("ix_analytics_events_created", "created_at"),
+                      Index("ix_analytics_events_user_created", "user_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModerationAction(Base):
+    __tablename__ = "moderation_actions"
+    __table_args__ = (Index("ix_moderation_actions_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    action: Mapped[str] = mapped_column(String(32))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("community_posts.id", ondelete="RESTRICT"),
+                                                index=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("post_reports.id", ondelete="RESTRICT"))
+    target_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
