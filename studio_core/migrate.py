@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from studio_core.db import Database
 
@@ -30,10 +31,27 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+class SchemaError(RuntimeError):
+    """The database's schema cannot be brought to this version of the app."""
+
+
 def upgrade_to_head(db: Database) -> tuple[str | None, str]:
-    """Upgrade the schema; returns (revision before, revision after). Each migration runs in a transaction,
-    so a failure leaves the database at the last good revision."""
+    """Upgrade the schema; returns (revision before, revision after). The upgrade runs in one transaction
+    (PostgreSQL and SQLite both have transactional DDL), so a failure leaves the database as it was."""
     before = current_revision(db)
+    script = ScriptDirectory.from_config(alembic_config(db))
+    if before is not None and not _known(script, before):
+        raise SchemaError(
+            f"The database is at schema revision {before!r}, which this version of Studio does not know "
+            f"(it knows up to {script.get_current_head()!r}). It was probably upgraded by a newer Studio: "
+            "run that version, or restore a backup.")
     cfg = alembic_config(db)
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -170,27 +170,29 @@ class AccountService:
                 wait = int((throttle.locked_until - now).total_seconds()) + 1
                 raise AccountError(f"Too many failed sign-ins. Try again in {_human_seconds(wait)}.")
             user = s.scalar(select(User).where(User.email == email))
-        if user is None or not user.password_hash:
+            view = _view(user) if user else None
+            password_hash = user.password_hash if user else None
+        if view is None or not password_hash:
             # Spend the same time as a real check so timing does not reveal which emails exist.
             self._dummy_verify(password)
             self._record_failure(email, now)
             raise generic
         try:
-            self.hasher.verify(user.password_hash, password or "")
+            self.hasher.verify(password_hash, password or "")
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             self._record_failure(email, now)
             raise generic from None
-        if user.disabled:
+        if view.disabled:
             raise AccountError("This account is disabled. Contact an admin.")
         with self.db.write() as s:
-            s.execute(update(User).where(User.id == user.id).values(last_login_at=now))
-            if self.hasher.check_needs_rehash(user.password_hash):
-                s.execute(update(User).where(User.id == user.id)
+            s.execute(update(User).where(User.id == view.id).values(last_login_at=now))
+            if self.hasher.check_needs_rehash(password_hash):
+                s.execute(update(User).where(User.id == view.id)
                           .values(password_hash=self.hasher.hash(password)))
             throttle = s.get(LoginThrottle, email)
             if throttle is not None:
                 s.delete(throttle)
-        return _view(user)
+        return view
 
     _dummy_hash: str | None = None
 
@@ -226,7 +228,8 @@ class AccountService:
             raise AccountError("The identity provider did not return a subject.")
         with self.db.read() as s:
             user = s.scalar(select(User).where(User.oidc_subject == subject))
-        if user is None:
+            view = _view(user) if user else None
+        if view is None:
             if not email or not email_verified:
                 raise AccountError("Your identity provider did not confirm a verified email address.")
             email = validate_email(email)
@@ -234,12 +237,13 @@ class AccountService:
                 user = s.scalar(select(User).where(User.email == email))
                 if user is not None:
                     user.oidc_subject = subject
-            if user is None:
+                    view = _view(user)
+            if view is None:
                 return self._create(email=email, display_name=(name or email.split("@")[0])[:80],
                                     password_hash=None, oidc_subject=subject, referral_code=None)
-        if user.disabled:
+        if view.disabled:
             raise AccountError("This account is disabled. Contact an admin.")
-        return _view(user)
+        return view
 
     # -- lookups and admin -----------------------------------------------------------------------------
     def get(self, user_id: int) -> UserView | None:
@@ -252,6 +256,11 @@ class AccountService:
         user = self.get(user_id)
         return user if user and not user.disabled else None
 
+    def by_email(self, email: str) -> UserView | None:
+        with self.db.read() as s:
+            user = s.scalar(select(User).where(User.email == normalise_email(email)))
+            return _view(user) if user else None
+
     def by_referral_code(self, code: str) -> UserView | None:
         with self.db.read() as s:
             user = s.scalar(select(User).where(User.referral_code == (code or "").strip().upper()))
@@ -262,7 +271,7 @@ class AccountService:
             return s.scalar(select(func.count()).select_from(User)) or 0
 
     def create_admin(self, email: str, display_name: str, password: str) -> UserView:
-        """CLI: create an admin account, or promote an existing account to admin."""
+        """CLI: create an admin account, or promote an existing account to admin (password unused then)."""
         email = validate_email(email)
         with self.db.write() as s:
             user = s.scalar(select(User).where(User.email == email))
@@ -278,6 +287,25 @@ class AccountService:
             raise AccountError(f"Unknown role {role!r}.")
         with self.db.write() as s:
             s.execute(update(User).where(User.id == user_id).values(role=role))
+
+    def list_users(self, actor: UserView, *, query: str = "", limit: int = 200) -> list[UserView]:
+        if not actor.is_admin:
+            raise AccessDenied("Only admins can list users.")
+        q = select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit)
+        term = query.strip().lower()
+        if term:
+            like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            q = q.where(func.lower(User.email).like(like, escape="\\")
+                        | func.lower(User.display_name).like(like, escape="\\"))
+        with self.db.read() as s:
+            return [_view(u) for u in s.scalars(q)]
+
+    def change_role(self, actor: UserView, user_id: int, role: str) -> None:
+        if not actor.is_admin:
+            raise AccessDenied("Only admins can change roles.")
+        if actor.id == user_id:
+            raise AccountError("You cannot change your own role.")
+        self.set_role(user_id, role)
 
     def set_disabled(self, actor: UserView, user_id: int, disabled: bool) -> None:
         if not actor.is_admin:

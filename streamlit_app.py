@@ -1,0 +1,36 @@
+"""Studio: the entry point. Settings, database up to date, sign-in gate, role-based navigation, sidebar."""
+
+import streamlit as st
+
+from studio_core.config import ConfigError
+from studio_core.db import DatabaseUnavailable
+from studio_core.migrate import SchemaError
+from studio_core.ui.auth import sign_in_page
+from studio_core.ui.navigation import pages_for
+from studio_core.ui.session import current_user, get_studio, sign_out_session
+from studio_core.ui.widgets import error_state, provider_notices, user_menu
+
+st.set_page_config(page_title="Studio", page_icon=":material/palette:", layout="wide")
+
+try:
+    studio = get_studio()
+except (ConfigError, DatabaseUnavailable, SchemaError) as exc:
+    error_state("Studio cannot start: " + str(exc),
+                detail="Fix the setting named above (environment variable, .env or .streamlit/secrets.toml) "
+                       "and reload. See the README's Troubleshooting section.")
+    st.stop()
+
+user = current_user()
+if user is None:
+    st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in")],
+                  position="hidden").run()
+    st.stop()
+
+page = st.navigation(pages_for(user))
+if user_menu(user):
+    sign_out_session()
+    if getattr(st.user, "is_logged_in", False):
+        st.logout()
+    st.rerun()
+provider_notices(studio.notices)
+page.run()

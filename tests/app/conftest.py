@@ -1,0 +1,63 @@
+"""AppTest helpers: the real entry script on a fresh SQLite data directory per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT = 60
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch) -> Path:
+    data = tmp_path / "data"
+    for name in ("STUDIO_DATABASE_URL", "STUDIO_ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(data))
+    for port, value in (("ENHANCER", "local"), ("GENERATOR", "local"), ("STORAGE", "local"),
+                        ("PAYMENTS", "sandbox")):
+        monkeypatch.setenv(f"STUDIO_{port}", value)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
+    return data
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=RUN_TIMEOUT)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run(timeout=RUN_TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def sign_up(at: AppTest, email: str, name: str, password: str = "Correct-Horse-42", referral: str = ""
+            ) -> AppTest:
+    at.text_input(key="sign_up_email").input(email)
+    at.text_input(key="sign_up_name").input(name)
+    at.text_input(key="sign_up_password").input(password)
+    at.text_input(key="sign_up_confirm").input(password)
+    at.text_input(key="sign_up_referral").input(referral)
+    at.button(key="sign_up_submit").click()
+    return run(at)
+
+
+def sign_in(at: AppTest, email: str, password: str = "Correct-Horse-42") -> AppTest:
+    at.text_input(key="sign_in_email").input(email)
+    at.text_input(key="sign_in_password").input(password)
+    at.button(key="sign_in_submit").click()
+    return run(at)
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page shows as text, for 'the user sees X' assertions."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "error", "success", "warning",
+                 "info", "code"):
+        parts += [str(el.value) for el in getattr(at, kind)]
+    for el in at.sidebar.text:
+        parts.append(str(el.value))
+    return "\n".join(parts)
