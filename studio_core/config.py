@@ -76,7 +76,8 @@ def is_placeholder(value: str | None) -> bool:
     return not v or any(marker in v for marker in _PLACEHOLDERS)
 
 
-_secrets_mapping: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("studio_secrets", default={})
+_secrets_mapping: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("studio_secrets",
+                                                                                 default=None)
 
 
 class Settings(BaseSettings):
@@ -151,7 +152,7 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings):
-        secrets_source = InitSettingsSource(settings_cls, init_kwargs=dict(_secrets_mapping.get()))
+        secrets_source = InitSettingsSource(settings_cls, init_kwargs=dict(_secrets_mapping.get() or {}))
         return (init_settings, env_settings, dotenv_settings, secrets_source, file_secret_settings)
 
     @field_validator("tiers")

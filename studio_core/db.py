@@ -104,6 +104,15 @@ class Database:
         with self._write() as session, session.begin():
             yield session
 
+    def serialize(self, session: Session, name: str) -> None:
+        """Make concurrent write transactions that pass the same name run one after another, until commit.
+
+        SQLite needs nothing (BEGIN IMMEDIATE already admits one writer); PostgreSQL takes a transaction-level
+        advisory lock, for check-then-insert rules no constraint can express (e.g. "the first user is admin").
+        """
+        if not self.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
     def ping(self) -> None:
         try:
             with self.engine.connect() as conn:

@@ -124,6 +124,9 @@ class AccountService:
         code = (referral_code or "").strip().upper() or None
         try:
             with self.db.write() as s:
+                # One sign-up at a time decides "is this the first account?" (SQLite: BEGIN IMMEDIATE
+                # already; PostgreSQL: an advisory lock), so two first sign-ups never both become admin.
+                self.db.serialize(s, "studio:sign-up")
                 if s.scalar(select(User.id).where(User.email == email)) is not None:
                     raise AccountError("An account with this email already exists. Sign in instead.",
                                        field="email")
@@ -133,8 +136,6 @@ class AccountService:
                     if referrer_id is None:
                         raise AccountError(f"The referral code {code!r} is not valid. Check it or leave it "
                                            "empty.", field="referral_code")
-                # Under BEGIN IMMEDIATE (SQLite) / the unique email (PostgreSQL) two first sign-ups cannot
-                # both become admin: the count is read inside the write transaction.
                 is_first = s.scalar(select(func.count()).select_from(User)) == 0
                 user = User(email=email, display_name=display_name, password_hash=password_hash,
                             oidc_subject=oidc_subject, role="admin" if is_first else "creator",

@@ -1,13 +1,13 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 Create Date: 2026-11-23
 """
-from alembic import op
 import sqlalchemy as sa
-import studio_core.models
+from alembic import op
 
+import studio_core.models
 
 revision = '0001'
 down_revision = None
