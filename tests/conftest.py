@@ -73,20 +73,7 @@ def _fresh_pg() -> Database:
 def reset_pg_schema_flag() -> None:
     """For tests that drop the shared PostgreSQL schema (migration tests)."""
     global _pg_ready
-    def pytest_sessionfinish(session, exitstatus):
-    """In CI a run can never pass vacuously: no tests, or skipped ones (a missing browser or PostgreSQL), fail."""
-    if not IN_CI or exitstatus != 0:
-        return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    stats = reporter.stats if reporter else {}
-    passed, skipped = len(stats.get("passed", [])), len(stats.get("skipped", []))
-    if passed == 0 or skipped:
-        reasons = sorted({str(r.longrepr[-1]) for r in stats.get("skipped", []) if r.longrepr})
-        print(f"\nCI: {passed} passed, {skipped} skipped; a CI run must run every test. {reasons}")
-        session.exitstatus = 1
-
-
-_pg_ready = False
+    _pg_ready = False
 
 
 @pytest.fixture(params=DB_PARAMS)
