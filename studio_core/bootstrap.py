@@ -48,6 +48,29 @@ class Studio:
         return LedgerService(self.db, self.settings)
 
     @cached_property
+    def prompts(self):
+        from studio_core.services.prompts import PromptService
+
+        return PromptService(self.enhancer, max_chars=self.settings.prompt_max_chars)
+
+    @cached_property
+    def generation(self):
+        from studio_core.services.generation import GenerationService
+
+        service = GenerationService(self.db, self.settings, self.ledger, self.generator, self.store)
+        service.dispatch = lambda job_id: self.jobs.enqueue(job_id)
+        return service
+
+    @cached_property
+    def jobs(self):
+        """The process's worker pool; starting it resumes jobs a previous process left unfinished."""
+        from studio_core.services.jobs import JobRunner
+
+        runner = JobRunner(self.generation, workers=self.settings.worker_threads)
+        runner.resume_unfinished()
+        return runner
+
+    @cached_property
     def payments(self):
         from studio_core.adapters.payments import build_payment_gateway
 
@@ -73,7 +96,8 @@ class Studio:
         return build_store(self.settings, self.providers["storage"])
 
 
-def build_studio(settings: Settings, *, migrate: bool = True, seed_catalog: bool = True) -> Studio:
+def build_studio(settings: Settings, *, migrate: bool = True, seed_catalog: bool = True,
+                 start_workers: bool = False) -> Studio:
     """Check providers, reach the database, upgrade it to head, and give a fresh database its starter
     catalog. Raises ConfigError / DatabaseUnavailable with messages meant for the person starting the app."""
     providers = resolve_providers(settings)
@@ -87,4 +111,6 @@ def build_studio(settings: Settings, *, migrate: bool = True, seed_catalog: bool
     studio = Studio(settings=settings, db=db, providers=providers)
     if seed_catalog:
         studio.catalog.ensure_starter_catalog()
+    if start_workers:  # the app: resume what a previous process left unfinished
+        studio.jobs  # noqa: B018 - building the pool starts it
     return studio

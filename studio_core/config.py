@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     cloudinary_api_secret: SecretStr | None = None
     cloudinary_folder: str = "studio"
     cloudinary_upload_prefix: str | None = None
+    cloudinary_delivery_base_url: str | None = None  # default res.cloudinary.com; tests point it elsewhere
     cloudinary_timeout_s: float = Field(default=30.0, gt=0)
 
     stripe_secret_key: SecretStr | None = None

@@ -184,6 +184,8 @@ class GenerationService:
         self.lease_s = lease_s
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.on_succeeded = on_succeeded
+        # Set by bootstrap to the process's worker pool; without one (tests, CLI) jobs wait for run_job().
+        self.dispatch: Callable[[int], None] | None = None
         self._stop = threading.Event()
 
     # -- asking ----------------------------------------------------------------------------------------------
@@ -267,6 +269,8 @@ class GenerationService:
         except Exception:
             self.ledger.void(hold.id)  # nothing half-written: no job, no reservation
             raise
+        if self.dispatch is not None:
+            self.dispatch(job_id)
         return self.get(user_id, job_id)
 
     def _same_request(self, row: JobView, user_id: int, identity: dict) -> JobView:
@@ -326,6 +330,12 @@ class GenerationService:
                              .order_by(GeneratedImage.created_at.desc(), GeneratedImage.id.desc())
                              .limit(limit)).all()
             return [_view(*r) for r in rows]
+
+    def image_url(self, job: JobView) -> str | None:
+        return self.store.url(job.image_key) if job.image_key else None
+
+    def thumbnail_url(self, job: JobView) -> str | None:
+        return self.store.thumbnail_url(job.image_key) if job.image_key else None
 
     def image_bytes(self, user_id: int, job_id: int) -> bytes:
         job = self.get(user_id, job_id)

@@ -21,7 +21,8 @@ def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page
 
 def pages_for(user: UserView) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {
-        "Create": [_page("account.py", "Account", ":material/person:", default=True)],
+        "Create": [_page("studio.py", "Studio", ":material/palette:", default=True),
+                   _page("account.py", "Account", ":material/person:")],
     }
     if user.is_admin:
         sections["Admin"] = [_page("admin_users.py", "Users", ":material/group:")]

@@ -26,7 +26,7 @@ def _secrets_mapping() -> dict:
 @st.cache_resource(show_spinner="Starting Studio…")
 def _build(database_url: str, _settings: Settings) -> Studio:
     # keyed by the database URL: one engine per database per process
-    return build_studio(_settings)
+    return build_studio(_settings, start_workers=True)
 
 
 def get_settings() -> Settings:

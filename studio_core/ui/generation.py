@@ -1,0 +1,80 @@
+"""Widgets for generated images: tier cards, job progress, the result card and its recipe.
+
+Prompts and model text are shown with ``st.text`` / ``st.code`` only (never Markdown or HTML).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from studio_core.config import Tier
+from studio_core.services.generation import JobView
+
+STATUS_LABEL = {"queued": "Waiting for a worker…", "running": "Generating…", "succeeded": "Done",
+                "failed": "Failed", "canceled": "Canceled"}
+PROVIDER_LABEL = {"local": "Offline preview renderer (not AI)", "replicate": "Replicate · SDXL",
+                  "scripted": "Test generator"}
+
+
+def provider_label(name: str) -> str:
+    return PROVIDER_LABEL.get(name, name)
+
+
+def tier_cards(tiers: dict[str, Tier], selected: str, available: int, key: str) -> str:
+    """Three cards side by side; returns the tier the user has chosen (kept in session state by the caller)."""
+    columns = st.columns(len(tiers))
+    chosen = selected
+    for column, tier in zip(columns, tiers.values(), strict=True):
+        with column, st.container(border=True):
+            is_selected = tier.name == selected
+            st.markdown(f"**{tier.label}**" + (" :material/check_circle:" if is_selected else ""))
+            st.metric("Cost", f"{tier.credits} credit{'s' if tier.credits != 1 else ''}", label_visibility="collapsed")
+            st.caption(f"{tier.width}×{tier.height} · {tier.steps} steps"
+                       + (" · refiner" if tier.refiner else ""))
+            st.caption(tier.description)
+            affordable = tier.credits <= available
+            if st.button("Selected" if is_selected else "Choose", key=f"{key}_{tier.name}",
+                         type="primary" if is_selected else "secondary", use_container_width=True,
+                         help=None if affordable else f"Needs {tier.credits} credits; you have {available}."):
+                chosen = tier.name
+    return chosen
+
+
+def job_progress(job: JobView, on_cancel: Callable[[], None]) -> None:
+    st.caption(STATUS_LABEL.get(job.status, job.status))
+    st.progress(job.progress if job.status == "running" else 0.0,
+                text=f"{int(job.progress * 100)}%" if job.status == "running" else "Queued")
+    if st.button("Cancel", key=f"cancel_{job.id}", icon=":material/stop_circle:"):
+        on_cancel()
+
+
+def recipe_card(job: JobView) -> None:
+    """Everything needed to reproduce the image."""
+    with st.container(border=True):
+        st.caption("Prompt used")
+        st.code(job.final_prompt, language=None, wrap_lines=True)
+        if job.enhanced_prompt and job.enhanced_prompt != job.prompt:
+            st.caption("Your original prompt")
+            st.code(job.prompt, language=None, wrap_lines=True)
+        if job.negative_prompt:
+            st.caption("Negative prompt")
+            st.code(job.negative_prompt, language=None, wrap_lines=True)
+        rows = [("Template", job.template_title or "none"), ("Tier", job.tier),
+                ("Size", f"{job.width}×{job.height} ({job.aspect_ratio})"), ("Seed", str(job.seed)),
+                ("Provider", provider_label(job.provider)), ("Model version", job.model_version or "n/a"),
+                ("Cost", f"{job.cost} credit{'s' if job.cost != 1 else ''}" if job.charged else "not charged")]
+        left, right = st.columns(2)
+        for i, (label, value) in enumerate(rows):
+            col = left if i % 2 == 0 else right
+            col.caption(label)
+            col.text(value)
+
+
+def job_image(job: JobView, url: str | None, *, width: str = "stretch") -> None:
+    if job.status == "succeeded" and url:
+        caption = "Offline preview (procedural, not AI)" if job.provider == "local" else None
+        st.image(url, caption=caption, width=width)
+    elif job.status in ("failed", "canceled"):
+        st.error(job.error_message or "This generation did not finish. Not charged.", icon=":material/error:")
