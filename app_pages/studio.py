@@ -127,7 +127,7 @@ with create:
                 st.caption(template.style_notes)
                 st.text_input("Subject", key="studio_subject", placeholder="a red fox in the snow",
                                         help="Fills the template's {subject} slot.")
-                st.button("Use this template", on_click=use_template, args=(template,),
+                st.button("Use this template", on_click=use_template, args=(template,), key="studio_use_template",
                           icon=":material/edit_note:")
 
     st.text_area("Prompt", key="studio_prompt", max_chars=settings.prompt_max_chars, height=110,
@@ -145,7 +145,7 @@ with create:
             st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="studio_seed")
 
     # -- enhancement ------------------------------------------------------------------------------------------
-    st.button("Enhance prompt", on_click=enhance_now, icon=":material/magic_button:",
+    st.button("Enhance prompt", on_click=enhance_now, icon=":material/magic_button:", key="studio_enhance",
               help="Adds style, lighting, composition and detail; you can edit the result.")
     enh = ss.get("studio_enh")
     if enh is not None and not enh.ok:

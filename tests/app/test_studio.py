@@ -1,0 +1,83 @@
+"""The Studio page under AppTest: template, enhance, confirm, progress to a finished image, charged once."""
+
+from __future__ import annotations
+
+import time
+
+from tests.app.conftest import new_app, run, sign_up, texts
+
+
+def _studio():
+    at = run(new_app())
+    sign_up(at, "ada@example.com", "Ada")
+    assert at.title[0].value == "Studio"
+    return at
+
+
+def _wait_for(at, predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run(at)
+        if predicate(at):
+            return at
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met; page shows:\n{texts(at)}")
+
+
+def _credits(at) -> int:
+    caption = next(c.value for c in at.caption if "credits available" in c.value)
+    return int(caption.split("·")[-1].split()[0])
+
+
+def test_empty_studio_explains_what_to_do(app_env):
+    at = _studio()
+    shown = texts(at)
+    assert "Your image appears here" in shown
+    assert "offline rules" in shown and "Offline preview renderer" in shown
+    assert _credits(at) == 30  # the month's allowance, granted on first visit
+
+
+def test_template_enhance_generate_confirm_and_result(app_env):
+    at = _studio()
+    at.text_input(key="studio_subject").input("a red fox in the snow")
+    at.button(key="studio_use_template").click()
+    run(at)
+    assert "a red fox in the snow" in at.text_area(key="studio_prompt").value
+    at.button(key="studio_enhance").click()
+    run(at)
+    assert "Added to your prompt" in texts(at)
+    enhanced = at.text_area(key="studio_enh_text").value
+    assert enhanced.startswith(at.text_area(key="studio_prompt").value.rstrip(" ,.;"))
+
+    at.button(key="studio_generate").click()
+    run(at)
+    assert "You are charged only if the image is delivered." in texts(at)
+    at.button(key="studio_confirm").click()
+    run(at)
+    _wait_for(at, lambda a: any(b.label == "Download PNG" for b in a.get("download_button")))
+    assert _credits(at) == 30 - 2  # the template's default tier is Premium (2 credits), charged once
+    assert "Another one" in [b.label for b in at.button]
+    run(at)  # reruns never charge again
+    assert _credits(at) == 28
+
+
+def test_blocked_prompt_is_refused_without_charge(app_env, monkeypatch):
+    monkeypatch.setenv("STUDIO_BLOCKED_TERMS", '["gore"]')
+    at = _studio()
+    at.text_area(key="studio_prompt").input("a scene full of gore")
+    at.button(key="studio_generate").click()
+    run(at)
+    at.button(key="studio_confirm").click()
+    run(at)
+    assert any("blocked term" in e.value and "gore" in e.value for e in at.error)
+    at.button(key="studio_not_now").click()
+    run(at)
+    assert _credits(at) == 30
+    assert "Your image appears here" in texts(at)
+
+
+def test_generate_without_a_prompt_says_so(app_env):
+    at = _studio()
+    at.button(key="studio_generate").click()
+    run(at)
+    assert any("Write a prompt first" in w.value for w in at.warning)
