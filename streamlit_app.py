@@ -8,6 +8,7 @@ from studio_core.migrate import SchemaError
 from studio_core.ui.auth import sign_in_page
 from studio_core.ui.navigation import pages_for
 from studio_core.ui.session import current_user, get_studio, sign_out_session
+from studio_core.ui.wallet_bar import wallet_bar
 from studio_core.ui.widgets import error_state, provider_notices, user_menu
 
 st.set_page_config(page_title="Studio", page_icon=":material/palette:", layout="wide")
@@ -33,4 +34,10 @@ if user_menu(user):
         st.logout()
     st.rerun()
 provider_notices(studio.notices)
+studio.ledger.ensure_monthly_allowance(user.id)  # the month's allowance arrives on first activity
+wallet_bar(studio.ledger.balance(user.id))
+if st.session_state.pop("welcome", False):
+    st.success(f"Welcome to Studio, {user.display_name}! Your account is ready"
+               f"{' and, as the first account, you are the admin' if user.is_admin else ''}.",
+               icon=":material/celebration:")
 page.run()

@@ -8,9 +8,6 @@ user = require_user()
 studio = get_studio()
 
 st.title("Account")
-if st.session_state.pop("welcome", False):
-    st.success(f"Welcome to Studio! Your account is ready{' — you are the admin' if user.is_admin else ''}.",
-               icon=":material/celebration:")
 
 with st.container(border=True):
     st.subheader("Profile")

@@ -98,7 +98,6 @@ def use_suggested_negative() -> None:
 
 
 # -- header ---------------------------------------------------------------------------------------------------
-studio.ledger.ensure_monthly_allowance(user.id)
 balance = studio.ledger.balance(user.id)
 st.title("Studio")
 st.caption(f"Enhancer: {'offline rules' if studio.prompts.provider == 'local' else studio.prompts.provider} · "

@@ -22,8 +22,8 @@ def test_visitor_sees_sign_in_and_no_app_pages(app_env):
 def test_first_user_signs_up_and_is_admin(app_env):
     at = _signed_up()
     shown = texts(at)
-    assert "Welcome to Studio!" in shown and "you are the admin" in shown
-    assert at.title[0].value == "Account"
+    assert "Welcome to Studio, Ada!" in shown and "you are the admin" in shown
+    assert at.title[0].value == "Studio"
     at.switch_page("app_pages/admin_users.py")
     run(at)
     assert at.title[0].value == "Users"
@@ -38,7 +38,7 @@ def test_second_user_is_a_creator_and_cannot_reach_admin_pages(app_env):
     with pytest.raises(ValueError, match="Known pages") as refused:
         at.switch_page("app_pages/admin_users.py")
     known = str(refused.value).split("Known pages:")[1]
-    assert "account.py" in known and "admin_users.py" not in known
+    assert "studio.py" in known and "account.py" in known and "admin_users.py" not in known
     assert "Admin" not in texts(at)
 
 
@@ -49,17 +49,18 @@ def test_sign_in_wrong_password_then_right_password(app_env):
     assert [e.value for e in at.error] == ["Wrong email or password."]
     assert at.text_input(key="sign_in_email") is not None
     sign_in(at, "ADA@example.com ", "Correct-Horse-42")
-    assert at.title[0].value == "Account"
+    assert at.title[0].value == "Studio"
 
 
 def test_session_survives_a_rerun_and_sign_out_ends_it(app_env):
     at = _signed_up()
     run(at)  # a rerun (any widget interaction) keeps the user signed in
-    assert at.title[0].value == "Account"
+    assert at.title[0].value == "Studio"
     at.button(key="sign_out").click()
     run(at)
     assert at.button(key="sign_in_submit") is not None
-    assert "Account" not in [t.value for t in at.title]
+    assert "sign_out" not in [b.key for b in at.button]
+    assert "Your image appears here" not in texts(at)
 
 
 def test_bad_sign_up_input_is_explained(app_env):
@@ -71,7 +72,7 @@ def test_bad_sign_up_input_is_explained(app_env):
     sign_up(at, "ada@example.com", "Ada", referral="NOPE1234")
     assert "referral code" in at.error[0].value
     sign_up(at, "ada@example.com", "Ada")
-    assert at.title[0].value == "Account"
+    assert at.title[0].value == "Studio"
 
 
 def test_duplicate_email_is_refused(app_env):
@@ -83,6 +84,8 @@ def test_duplicate_email_is_refused(app_env):
 
 def test_referral_link_prefills_the_code(app_env):
     at = _signed_up()
+    at.switch_page("app_pages/account.py")
+    run(at)
     code = at.code[0].value
     visitor = new_app()
     visitor.query_params["ref"] = code

@@ -18,10 +18,11 @@ def test_new_visitor_signs_up_and_lands_in_the_app(app_server, page):
     form.get_by_role("button", name="Create account").click()
 
     # Landed in the app: welcome, identity in the sidebar, and (as the first account) the admin section.
-    expect(page.get_by_text("Welcome to Studio!")).to_be_visible()
+    expect(page.get_by_text("Welcome to Studio, Ada Lovelace!")).to_be_visible()
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("Ada Lovelace")).to_be_visible()
     expect(sidebar.get_by_role("link", name="Users")).to_be_visible()
-    expect(page.get_by_text("Member since")).to_be_visible()
+    expect(page.get_by_role("heading", name="Studio")).to_be_visible()
+    expect(sidebar.get_by_text("available")).to_be_visible()
     expect(sidebar.get_by_role("button", name="Sign out")).to_be_visible()
     screenshot(page, "signed-up-app-shell")
