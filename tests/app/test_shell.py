@@ -92,3 +92,67 @@ def test_referral_link_prefills_the_code(app_env):
     run(visitor)
     assert visitor.text_input(key="sign_up_referral").value == code
     assert "You were invited" in texts(visitor)
+
+
+OIDC_SECRETS = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s" * 32,
+                         "client_id": "studio", "client_secret": "x",
+                         "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}}
+
+
+def test_single_sign_on_is_offered_only_when_configured(app_env):
+    at = run(new_app())
+    assert "Sign in with single sign-on" not in [b.label for b in at.button]
+    sso = new_app()
+    sso.secrets.update(OIDC_SECRETS)
+    sso.user = {"is_logged_in": False}
+    run(sso)
+    assert "Sign in with single sign-on" in [b.label for b in sso.button]
+
+
+def test_single_sign_on_links_a_verified_email_and_keeps_the_role(app_env):
+    _signed_up("ada@example.com", "Ada")  # the admin, with a password
+    at = new_app()
+    at.secrets.update(OIDC_SECRETS)
+    at.user = {"is_logged_in": True, "sub": "idp|123", "email": "ADA@example.com", "email_verified": True,
+               "name": "Ada L."}
+    run(at)
+    assert at.title[0].value == "Studio"
+    at.switch_page("app_pages/admin_users.py")  # still the admin: roles live in Studio's database
+    run(at)
+    assert at.title[0].value == "Users"
+
+
+def test_single_sign_on_with_an_unverified_email_is_refused(app_env):
+    at = new_app()
+    at.secrets.update(OIDC_SECRETS)
+    at.user = {"is_logged_in": True, "sub": "idp|999", "email": "eve@example.com", "email_verified": False}
+    run(at)
+    assert any("verified email" in e.value for e in at.error)
+    assert "sign_out" not in [b.key for b in at.button]
+
+
+def test_unreachable_database_is_explained_on_screen(app_env, monkeypatch):
+    monkeypatch.setenv("STUDIO_DATABASE_URL", "postgresql://studio:hunter2@127.0.0.1:1/studio")
+    at = run(new_app())
+    message = at.error[0].value
+    assert message.startswith("Studio cannot start: Cannot reach the database at")
+    assert "hunter2" not in message
+
+
+def test_database_from_a_newer_studio_is_explained_on_screen(app_env):
+    import sqlite3
+
+    run(new_app())  # creates and migrates the database
+    with sqlite3.connect(app_env / "studio.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'fffffff99999'")
+    from studio_core.ui.session import _build
+
+    _build.clear()  # a fresh process would build anew
+    at = run(new_app())
+    assert "schema revision 'fffffff99999'" in at.error[0].value
+
+
+def test_bad_setting_is_explained_on_screen(app_env, monkeypatch):
+    monkeypatch.setenv("STUDIO_MONTHLY_ALLOWANCE", "plenty")
+    at = run(new_app())
+    assert "STUDIO_MONTHLY_ALLOWANCE" in at.error[0].value
