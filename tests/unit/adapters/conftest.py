@@ -9,7 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from studio_core.adapters.gemini_enhancer import GeminiEnhancer
+from studio_core.adapters.local_enhancer import LocalEnhancer
 from tests.fakes.base import FakeFiles
+from tests.fakes.gemini_server import FakeGemini
 
 TIMEOUT_S = 0.5
 # Time a failing call may take beyond its timeout (thread scheduling, one best-effort cleanup call).
@@ -19,6 +22,27 @@ MAX_PIXELS = 4096 * 4096
 
 
 @pytest.fixture
+def gemini_server() -> Iterator[FakeGemini]:
+    with FakeGemini() as server:
+        yield server
+
+
+@pytest.fixture
 def file_server() -> Iterator[FakeFiles]:
     with FakeFiles() as server:
         yield server
+
+
+def make_gemini(server: FakeGemini, **kw: object) -> GeminiEnhancer:
+    params: dict[str, object] = dict(api_key=server.api_key, base_url=server.url, api_version="v1beta",
+                                     model="gemini-2.5-flash", timeout_s=TIMEOUT_S, max_chars=400)
+    params.update(kw)
+    return GeminiEnhancer(**params)  # type: ignore[arg-type]
+
+
+# -- one fixture per port, parametrized over its adapters (the contract suites use these) -------------------
+@pytest.fixture(params=["local", "gemini"])
+def enhancer(request: pytest.FixtureRequest):
+    if request.param == "local":
+        return LocalEnhancer(max_chars=400)
+    return make_gemini(request.getfixturevalue("gemini_server"))
