@@ -6,14 +6,18 @@ Timeouts are short (``TIMEOUT_S``) so that every failure mode is proven to end w
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from studio_core.adapters.cloudinary_store import CloudinaryStore
 from studio_core.adapters.gemini_enhancer import GeminiEnhancer
 from studio_core.adapters.local_enhancer import LocalEnhancer
 from studio_core.adapters.local_generator import LocalGenerator
+from studio_core.adapters.local_store import LocalStore
 from studio_core.adapters.replicate_generator import ReplicateGenerator
 from tests.fakes.base import FakeFiles
+from tests.fakes.cloudinary_server import FakeCloudinary
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.replicate_server import FakeReplicate
 
@@ -38,6 +42,12 @@ def replicate_server() -> Iterator[FakeReplicate]:
 
 
 @pytest.fixture
+def cloudinary_server() -> Iterator[FakeCloudinary]:
+    with FakeCloudinary() as server:
+        yield server
+
+
+@pytest.fixture
 def file_server() -> Iterator[FakeFiles]:
     with FakeFiles() as server:
         yield server
@@ -57,6 +67,15 @@ def make_replicate(server: FakeReplicate, **kw: object) -> ReplicateGenerator:
     return ReplicateGenerator(**params)  # type: ignore[arg-type]
 
 
+def make_cloudinary(server: FakeCloudinary, **kw: object) -> CloudinaryStore:
+    params: dict[str, object] = dict(cloud_name=server.cloud_name, api_key=server.api_key,
+                                     api_secret=server.api_secret, folder="studio", upload_prefix=server.url,
+                                     delivery_base_url=server.url, timeout_s=TIMEOUT_S,
+                                     max_download_bytes=MAX_DOWNLOAD, max_pixels=MAX_PIXELS)
+    params.update(kw)
+    return CloudinaryStore(**params)  # type: ignore[arg-type]
+
+
 # -- one fixture per port, parametrized over its adapters (the contract suites use these) -------------------
 @pytest.fixture(params=["local", "gemini"])
 def enhancer(request: pytest.FixtureRequest):
@@ -70,3 +89,10 @@ def generator(request: pytest.FixtureRequest):
     if request.param == "local":
         return LocalGenerator(max_pixels=MAX_PIXELS)
     return make_replicate(request.getfixturevalue("replicate_server"))
+
+
+@pytest.fixture(params=["local", "cloudinary"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "images", max_pixels=MAX_PIXELS)
+    return make_cloudinary(request.getfixturevalue("cloudinary_server"))
