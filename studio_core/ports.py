@@ -108,9 +108,16 @@ class ImageGenerator(Protocol):
         """Start the job without waiting for it; return the provider's job id."""
         ...
 
-    def poll(self, provider_job_id: str) -> JobStatus: ...
+    def poll(self, provider_job_id: str) -> JobStatus:
+        """The job's state now. Raises ProviderError when the provider could not be *asked* (network,
+        timeout, 5xx, rate limit: the job's fate is unknown, so polling again later is safe); returns a
+        ``failed`` JobStatus with ``error`` when the fate is known (failed, blocked, invalid output, unknown
+        id)."""
+        ...
 
-    def cancel(self, provider_job_id: str) -> None: ...
+    def cancel(self, provider_job_id: str) -> None:
+        """Ask the provider to stop the job; canceling a finished or unknown job is a no-op."""
+        ...
 
 
 # -- storage ------------------------------------------------------------------------------------------------
