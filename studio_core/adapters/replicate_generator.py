@@ -148,8 +148,8 @@ class ReplicateGenerator:
             raise _replicate_error(exc) from exc
         except (TIMEOUT_ERRORS + TRANSPORT_ERRORS) as exc:
             raise error_for_transport(exc, "replicate get") from exc
-        except ValueError as exc:  # malformed JSON or a prediction object missing fields
-            raise ProviderError(ErrorCode.INVALID_OUTPUT, f"unreadable prediction: {exc}"[:300],
+        except ValueError as exc:  # malformed JSON or a prediction missing fields: we could not ask properly
+            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, f"unreadable prediction: {exc}"[:300],
                                 retryable=True) from exc
 
         state = _STATES.get(prediction.status)

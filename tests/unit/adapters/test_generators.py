@@ -254,7 +254,7 @@ def test_only_unsent_requests_are_retried() -> None:
 @pytest.mark.parametrize("fail, code", [
     (dict(status=500), ErrorCode.PROVIDER_UNAVAILABLE),
     (dict(kind="slow"), ErrorCode.PROVIDER_TIMEOUT),
-    (dict(kind="malformed_json"), ErrorCode.INVALID_OUTPUT),
+    (dict(kind="malformed_json"), ErrorCode.PROVIDER_UNAVAILABLE),
     # The SDK itself retries GETs on 429 honouring Retry-After; a persistent 429 still ends as ours.
     (dict(status=429, times=None, headers={"Retry-After": "0"}), ErrorCode.RATE_LIMITED),
 ], ids=["500", "slow", "malformed", "429"])
