@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -389,4 +390,99 @@ class ModerationAction(Base):
     report_id: Mapped[int | None] = mapped_column(ForeignKey("post_reports.id", ondelete="RESTRICT"))
     target_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- Prompt Lab ------------------------------------------------------------------------------------------------
+EXPERIMENT_STATUSES = ("draft", "running", "finished")
+EXPERIMENT_AXES = ("prompt", "version", "tier", "seed")
+OVER_BUDGET = ("refuse", "trim")
+CELL_STATUSES = ("waiting", "submitted", "reused", "skipped")
+PROMPT_VERSIONS = ("raw", "enhanced")
+
+
+class Experiment(Base):
+    """A costed prompt experiment: a dynamicprompts template and the axes it varies. Its cells are the plan,
+    frozen when it runs."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        CheckConstraint(_in("status", EXPERIMENT_STATUSES), name="status"),
+        CheckConstraint(_in("column_axis", EXPERIMENT_AXES), name="column_axis"),
+        CheckConstraint(_in("over_budget", OVER_BUDGET), name="over_budget"),
+        CheckConstraint("budget_cap IS NULL OR budget_cap > 0", name="budget_cap_positive"),
+        CheckConstraint("quoted_cost >= 0", name="quoted_cost_non_negative"),
+        Index("ix_experiments_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_experiments_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    title: Mapped[str] = mapped_column(String(120))
+    template: Mapped[str] = mapped_column(Text)
+    literal: Mapped[bool] = mapped_column(Boolean, default=False)  # one prompt as written, no variant syntax
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    axes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"versions": [...], "seeds": [...], "tiers": [...]}
+    aspect_ratio: Mapped[str] = mapped_column(String(8), default="1:1")
+    column_axis: Mapped[str] = mapped_column(String(16), default="prompt")
+    budget_cap: Mapped[int | None]
+    over_budget: Mapped[str] = mapped_column(String(8), default="refuse")
+    source_image_id: Mapped[int | None] = mapped_column(ForeignKey("generated_images.id", ondelete="RESTRICT"),
+                                                        index=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    quoted_cost: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class ExperimentCell(Base):
+    """One image of an experiment's grid: its recipe, the request key it was submitted under, its image."""
+
+    __tablename__ = "experiment_cells"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "grid_row", "grid_col"),
+        UniqueConstraint("experiment_id", "id"),  # the target of the votes' (experiment, cell) key
+        CheckConstraint(_in("status", CELL_STATUSES), name="status"),
+        CheckConstraint(_in("version", PROMPT_VERSIONS), name="version"),
+        CheckConstraint("grid_row >= 0 AND grid_col >= 0", name="position"),
+        CheckConstraint("cost >= 0", name="cost_non_negative"),
+        CheckConstraint("status NOT IN ('submitted', 'reused') OR image_id IS NOT NULL", name="image_when_sent"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="RESTRICT"))
+    grid_row: Mapped[int]
+    grid_col: Mapped[int]
+    row_label: Mapped[str] = mapped_column(String(300))
+    col_label: Mapped[str] = mapped_column(String(300))
+    prompt: Mapped[str] = mapped_column(Text)
+    enhanced_prompt: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(String(8))
+    seed: Mapped[int] = mapped_column(Integer)
+    tier: Mapped[str] = mapped_column(String(32))
+    cost: Mapped[int] = mapped_column(default=0)  # quoted credits for this image (0 when reused)
+    request_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("generated_images.id", ondelete="RESTRICT"),
+                                                 index=True)
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    note: Mapped[str | None] = mapped_column(Text)  # why a cell was skipped (never charged)
+
+
+class ExperimentVote(Base):
+    """One vote per user per experiment, for a cell of that same experiment (a composite key ensures it)."""
+
+    __tablename__ = "experiment_votes"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "user_id"),
+        ForeignKeyConstraint(["experiment_id", "cell_id"],
+                             ["experiment_cells.experiment_id", "experiment_cells.id"], ondelete="CASCADE"),
+        Index("ix_experiment_votes_cell", "cell_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    cell_id: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
