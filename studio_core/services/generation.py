@@ -399,8 +399,8 @@ class GenerationService:
             try:
                 status = self.generator.poll(provider_job_id)
             except ProviderError as exc:
-                if exc.code not in (ErrorCode.PROVIDER_TIMEOUT, ErrorCode.PROVIDER_UNAVAILABLE,
-                                    ErrorCode.RATE_LIMITED) or self.clock() >= deadline:
+                # poll() raises when the provider could not be asked; ask again unless that can't help
+                if not exc.retryable or self.clock() >= deadline:
                     self._fail(job_id, exc)
                     return
                 status = JobStatus(provider_job_id, "running")  # a hiccup while asking: ask again

@@ -49,7 +49,9 @@ class ScriptedGenerator:
             self.release.wait(10)
             step = "running"
         if step.startswith("raise:"):
-            raise ProviderError(ErrorCode(step.split(":", 1)[1]), "scripted poll failure")
+            code = ErrorCode(step.split(":", 1)[1])
+            raise ProviderError(code, "scripted poll failure", retryable=code in (
+                ErrorCode.PROVIDER_TIMEOUT, ErrorCode.PROVIDER_UNAVAILABLE, ErrorCode.RATE_LIMITED))
         if step == "succeeded":
             return JobStatus(provider_job_id, "succeeded", progress=1.0, image_bytes=png())
         if step == "failed":
