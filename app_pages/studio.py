@@ -1,5 +1,7 @@
 """Studio: template -> prompt -> enhance -> tier -> confirm -> live progress -> result, retry, remix."""
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from studio_core.services.generation import (
@@ -219,7 +221,7 @@ def watch(job_id: int) -> None:
     job = studio.generation.get(user.id, job_id)
     if not job.is_active:
         st.rerun(scope="app")  # finished: the page redraws with the result and stops polling
-    job_progress(job, on_cancel=lambda: studio.generation.cancel(user.id, job_id))
+    job_progress(job, on_cancel=lambda: studio.generation.cancel(user.id, job_id), now=datetime.now(UTC))
 
 
 with output:
@@ -244,19 +246,16 @@ with output:
                 st.download_button("Download PNG", data=studio.generation.image_bytes(user.id, job.id),
                                    file_name=f"studio-{job.id}-seed{job.seed}.png", mime="image/png",
                                    icon=":material/download:", key="studio_download")
-            retry_col, remix_col = st.columns(2)
-            retry = GenerateRequest(prompt=job.prompt, tier=job.tier, negative_prompt=job.negative_prompt,
-                                    enhanced_prompt=job.enhanced_prompt, aspect_ratio=job.aspect_ratio
-                                    if job.aspect_ratio in ASPECT_RATIOS else "1:1",
-                                    seed=None if job.status == "succeeded" else job.seed,
-                                    template_id=job.template_id)
-            retry_col.button("Retry" if job.status != "succeeded" else "Another one", key="studio_retry",
-                             icon=":material/refresh:", on_click=ask_to_generate, args=(retry,),
-                             use_container_width=True,
-                             help="Same recipe" + (", new seed." if job.status == "succeeded" else "."))
-            remix_col.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
-                             args=(job,), kwargs={"same_seed": True}, use_container_width=True,
-                             help="Load this image's prompt, settings and seed into the form.")
+            retry_col, vary_col, edit_col = st.columns(3)
+            retry_col.button("Retry", key="studio_retry", icon=":material/refresh:", on_click=ask_to_generate,
+                             args=(job.as_request(same_seed=True),), use_container_width=True,
+                             help="The same recipe and seed, as a new request.")
+            vary_col.button("Vary seed", key="studio_vary", icon=":material/casino:", on_click=ask_to_generate,
+                            args=(job.as_request(same_seed=False),), use_container_width=True,
+                            help="The same recipe with a new random seed.")
+            edit_col.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
+                            args=(job,), kwargs={"same_seed": True}, use_container_width=True,
+                            help="Load this image's prompt, settings and seed into the form.")
         with st.expander("Recipe", icon=":material/receipt_long:"):
             recipe_card(job)
 

@@ -130,6 +130,26 @@ class JobView:
         g = math.gcd(self.width, self.height)
         return f"{self.width // g}:{self.height // g}"
 
+    @property
+    def seconds_taken(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, (self.finished_at - self.started_at).total_seconds())
+
+    def recipe(self) -> dict:
+        """Everything needed to reproduce the image, as plain data (for copying and sharing)."""
+        return {"prompt": self.final_prompt, "original_prompt": self.prompt, "negative_prompt": self.negative_prompt,
+                "template": self.template_title, "tier": self.tier, "width": self.width, "height": self.height,
+                "seed": self.seed, "provider": self.provider, "model_version": self.model_version}
+
+    def as_request(self, *, same_seed: bool = True) -> GenerateRequest:
+        """This job's recipe as a new request (Retry keeps the seed, Vary seed draws a new one)."""
+        return GenerateRequest(prompt=self.prompt, tier=self.tier, negative_prompt=self.negative_prompt,
+                               enhanced_prompt=self.enhanced_prompt,
+                               aspect_ratio=self.aspect_ratio if self.aspect_ratio in ASPECT_RATIOS else "1:1",
+                               seed=self.seed if same_seed else None, template_id=self.template_id,
+                               remixed_from_id=self.remixed_from_id)
+
 
 def new_request_key() -> str:
     """Minted once per Generate click and kept in session state, so reruns and double clicks reuse it."""
@@ -456,6 +476,8 @@ class GenerationService:
 
     def _fail(self, job_id: int, error: ProviderError) -> None:
         message = ERROR_MESSAGES.get(error.code, "The image could not be generated.")
+        # Release the credits first: whoever sees "failed, not charged" also sees the balance restored.
+        self._void_hold(job_id)
         with self.db.write() as s:
             s.execute(update(GeneratedImage).where(GeneratedImage.id == job_id, GeneratedImage.status.in_(ACTIVE))
                       .values(status="canceled" if error.code == ErrorCode.CANCELED else "failed", cost=0,
@@ -463,7 +485,6 @@ class GenerationService:
                               finished_at=self.clock()))
         if error.detail:
             log.warning("generation job %s failed: %s", job_id, error)
-        self._void_hold(job_id)
 
     def _void_hold(self, job_id: int) -> None:
         hold_id = self._row(job_id).hold_id

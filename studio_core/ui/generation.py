@@ -5,7 +5,9 @@ Prompts and model text are shown with ``st.text`` / ``st.code`` only (never Mark
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import datetime
 
 import streamlit as st
 
@@ -42,8 +44,9 @@ def tier_cards(tiers: dict[str, Tier], selected: str, available: int, key: str) 
     return chosen
 
 
-def job_progress(job: JobView, on_cancel: Callable[[], None]) -> None:
-    st.caption(STATUS_LABEL.get(job.status, job.status))
+def job_progress(job: JobView, on_cancel: Callable[[], None], now: datetime) -> None:
+    elapsed = int((now - (job.started_at or job.created_at)).total_seconds())
+    st.caption(f"{STATUS_LABEL.get(job.status, job.status)} · {elapsed} s")
     st.progress(job.progress if job.status == "running" else 0.0,
                 text=f"{int(job.progress * 100)}%" if job.status == "running" else "Queued")
     if st.button("Cancel", key=f"cancel_{job.id}", icon=":material/stop_circle:"):
@@ -64,17 +67,20 @@ def recipe_card(job: JobView) -> None:
         rows = [("Template", job.template_title or "none"), ("Tier", job.tier),
                 ("Size", f"{job.width}×{job.height} ({job.aspect_ratio})"), ("Seed", str(job.seed)),
                 ("Provider", provider_label(job.provider)), ("Model version", job.model_version or "n/a"),
-                ("Cost", f"{job.cost} credit{'s' if job.cost != 1 else ''}" if job.charged else "not charged")]
+                ("Cost", f"{job.cost} credit{'s' if job.cost != 1 else ''}" if job.charged else "not charged"),
+                ("Time taken", f"{job.seconds_taken:.1f} s" if job.seconds_taken is not None else "n/a")]
         left, right = st.columns(2)
         for i, (label, value) in enumerate(rows):
             col = left if i % 2 == 0 else right
             col.caption(label)
             col.text(value)
+        st.caption("Copy recipe")
+        st.code(json.dumps(job.recipe(), indent=2), language="json")
 
 
 def job_image(job: JobView, url: str | None, *, width: str = "stretch") -> None:
     if job.status == "succeeded" and url:
         caption = "Offline preview (procedural, not AI)" if job.provider == "local" else None
-        st.image(url, caption=caption, width=width)
+        st.image(url, caption=caption, width=width, alt=f"Generated image: {job.final_prompt[:200]}")
     elif job.status in ("failed", "canceled"):
         st.error(job.error_message or "This generation did not finish. Not charged.", icon=":material/error:")

@@ -56,7 +56,7 @@ def test_template_enhance_generate_confirm_and_result(app_env):
     run(at)
     _wait_for(at, lambda a: any(b.label == "Download PNG" for b in a.get("download_button")))
     assert _credits(at) == 30 - 2  # the template's default tier is Premium (2 credits), charged once
-    assert "Another one" in [b.label for b in at.button]
+    assert {"Retry", "Vary seed", "Edit recipe"} <= {b.label for b in at.button}
     run(at)  # reruns never charge again
     assert _credits(at) == 28
 
@@ -81,3 +81,44 @@ def test_generate_without_a_prompt_says_so(app_env):
     at.button(key="studio_generate").click()
     run(at)
     assert any("Write a prompt first" in w.value for w in at.warning)
+
+
+def test_insufficient_credits_is_explained_and_generate_is_disabled(app_env, monkeypatch):
+    monkeypatch.setenv("STUDIO_MONTHLY_ALLOWANCE", "1")
+    at = _studio()
+    at.text_area(key="studio_prompt").input("a tiny robot watering a plant")
+    at.button(key="tier_premium4").click()
+    run(at)
+    assert any("costs 4 credits and you have 1" in w.value for w in at.warning)
+    assert at.button(key="studio_generate").disabled
+
+
+def test_retry_after_a_provider_failure_through_the_real_replicate_client(app_env, monkeypatch):
+    from tests.fakes.replicate_server import FakeReplicate
+
+    with FakeReplicate() as replicate:
+        replicate.outcome = "failed"
+        replicate.steps = 0
+        monkeypatch.setenv("STUDIO_GENERATOR", "replicate")
+        monkeypatch.setenv("STUDIO_REPLICATE_API_TOKEN", replicate.api_token)
+        monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
+        at = _studio()
+        assert "Replicate · SDXL" in texts(at)
+        at.text_area(key="studio_prompt").input("a castle made of glass")
+        at.button(key="tier_standard").click()
+        run(at)
+        at.button(key="studio_generate").click()
+        run(at)
+        at.button(key="studio_confirm").click()
+        run(at)
+        _wait_for(at, lambda a: any("Not charged" in e.value for e in a.error))
+        assert _credits(at) == 30
+        replicate.outcome = "success"
+        at.button(key="studio_retry").click()
+        run(at)
+        at.button(key="studio_confirm").click()
+        run(at)
+        _wait_for(at, lambda a: any(b.label == "Download PNG" for b in a.get("download_button")))
+        assert _credits(at) == 29
+        created = replicate.requests_to("POST", r"/predictions$")
+        assert len(created) == 2 and created[0].json()["input"]["seed"] == created[1].json()["input"]["seed"]
