@@ -193,7 +193,8 @@ class GenerationService:
     def __init__(self, db: Database, settings: Settings, ledger: LedgerService, generator: ImageGenerator,
                  store: ImageStore, *, clock: Callable[[], datetime] = utcnow, poll_interval_s: float = 1.0,
                  lease_s: int = LEASE_S, worker_id: str | None = None,
-                 on_succeeded: Callable[[JobView], None] | None = None) -> None:
+                 on_succeeded: Callable[[JobView], None] | None = None,
+                 on_failed: Callable[[JobView], None] | None = None) -> None:
         self.db = db
         self.settings = settings
         self.ledger = ledger
@@ -204,6 +205,7 @@ class GenerationService:
         self.lease_s = lease_s
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.on_succeeded = on_succeeded
+        self.on_failed = on_failed  # once, when a job ends "failed" (not canceled): analytics
         # Set by bootstrap to the process's worker pool; without one (tests, CLI) jobs wait for run_job().
         self.dispatch: Callable[[int], None] | None = None
         self._stop = threading.Event()
@@ -375,7 +377,8 @@ class GenerationService:
                                                              GeneratedImage.status.in_(ACTIVE))
                                 .values(status="canceled", cost=0, error_code=ErrorCode.CANCELED.value,
                                         error_message="You canceled this generation. Not charged.",
-                                        finished_at=self.clock())).rowcount
+                                        finished_at=self.clock(), lease_owner=None,
+                                        lease_expires_at=None)).rowcount
         if changed:
             self._void_hold(job_id)
         return self.get(user_id, job_id)
@@ -391,7 +394,9 @@ class GenerationService:
             log.exception("generation job %s crashed", job_id)
             self._fail(job_id, ProviderError(ErrorCode.GENERATION_FAILED, repr(exc)))
         finally:
-            self._release_lease(job_id)
+            # A finished job's last update already dropped the lease; only an interrupted one still holds it.
+            if self._row(job_id).status in ACTIVE:
+                self._release_lease(job_id)
 
     def _work(self, job_id: int) -> None:
         job = self._row(job_id)
@@ -412,10 +417,12 @@ class GenerationService:
             self._update(job_id, provider_job_id=provider_job_id)
         started = job.started_at or self.clock()
         deadline = started + timedelta(seconds=self.settings.generation_timeout_s)
+        first = True
         while True:
-            if self._row(job_id).status == "canceled":
+            if not first and self._row(job_id).status == "canceled":
                 self._cancel_at_provider(provider_job_id)
                 return
+            first = False
             try:
                 status = self.generator.poll(provider_job_id)
             except ProviderError as exc:
@@ -425,7 +432,7 @@ class GenerationService:
                     return
                 status = JobStatus(provider_job_id, "running")  # a hiccup while asking: ask again
             if status.state == "succeeded":
-                self._succeed(job_id, status)
+                self._succeed(job, status)
                 return
             if status.state in ("failed", "canceled"):
                 self._fail(job_id, status.error or ProviderError(
@@ -440,8 +447,8 @@ class GenerationService:
             if self._stop.wait(self.poll_interval_s):
                 return  # shutting down: the lease lapses and another worker (or a restart) resumes
 
-    def _succeed(self, job_id: int, status: JobStatus) -> None:
-        job = self._row(job_id)
+    def _succeed(self, job: GeneratedImage, status: JobStatus) -> None:
+        job_id = job.id
         if not status.image_bytes:
             self._fail(job_id, ProviderError(ErrorCode.INVALID_OUTPUT, "no image in a succeeded job"))
             return
@@ -464,7 +471,8 @@ class GenerationService:
                                                           GeneratedImage.status.in_(ACTIVE))
                              .values(status="succeeded", progress=1.0, image_key=stored.image_key,
                                      thumbnail_key=stored.thumbnail_key, bytes=stored.bytes, cost=cost,
-                                     error_code=None, error_message=None, finished_at=self.clock())).rowcount
+                                     error_code=None, error_message=None, finished_at=self.clock(),
+                                     lease_owner=None, lease_expires_at=None)).rowcount
         if not done:  # canceled while we stored: the cancel already voided the hold
             self._discard(stored.image_key)
             return
@@ -479,12 +487,17 @@ class GenerationService:
         # Release the credits first: whoever sees "failed, not charged" also sees the balance restored.
         self._void_hold(job_id)
         with self.db.write() as s:
-            s.execute(update(GeneratedImage).where(GeneratedImage.id == job_id, GeneratedImage.status.in_(ACTIVE))
+            ended = s.execute(update(GeneratedImage).where(GeneratedImage.id == job_id, GeneratedImage.status.in_(ACTIVE))
                       .values(status="canceled" if error.code == ErrorCode.CANCELED else "failed", cost=0,
                               error_code=error.code.value, error_message=f"{message} Not charged.",
-                              finished_at=self.clock()))
+                              finished_at=self.clock(), lease_owner=None, lease_expires_at=None)).rowcount
         if error.detail:
             log.warning("generation job %s failed: %s", job_id, error)
+        if ended and error.code != ErrorCode.CANCELED and self.on_failed is not None:
+            try:
+                self.on_failed(self._by_key(self._row(job_id).request_key))  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - a follow-up (analytics) never changes how the job ended
+                log.exception("after-failure hook failed for job %s", job_id)
 
     def _void_hold(self, job_id: int) -> None:
         hold_id = self._row(job_id).hold_id
