@@ -12,8 +12,9 @@ Shape of the data:
 
 Concurrency: every write runs in ``Database.write()`` (``BEGIN IMMEDIATE`` on SQLite, so one writer at a time;
 READ COMMITTED on PostgreSQL). Admission is a conditional UPDATE, so two requests can never both spend the same
-credit. On PostgreSQL all transactions take row locks in one order -- the hold (if any), then the account, then
-inserts -- so they cannot deadlock one another.
+credit. On PostgreSQL all transactions take row locks in one order -- the hold first (reserve inserts its own,
+post/void/expire update theirs), then the account, then plain inserts -- so they cannot deadlock one another
+(the concurrency tests hammer exactly this).
 """
 
 from __future__ import annotations
@@ -349,6 +350,8 @@ _ADMIT_COMMON = (
              _acct.c.updated_at: _P_NOW})
     .returning(_FREE_ALLOWANCE.label("free_allowance_after")))
 _INSERT_HOLD = insert(_holds).returning(_holds.c.id)
+_SET_HOLD_SPLIT = (update(_holds).where(_holds.c.id == _P_HOLD)
+                   .values({_holds.c.amount_allowance: _P_ALLOWANCE, _holds.c.amount_paid: _P_PAID}))
 _HOLD_BY_KEY = select(_holds).where(_holds.c.idempotency_key == _P_KEY)
 _ENTRY_BY_KEY = select(_entries).where(_entries.c.idempotency_key == _P_KEY)
 _INSERT_ENTRY = insert(_entries)
@@ -402,29 +405,34 @@ class LedgerService:
         try:
             with self.db.write() as s:
                 conn = s.connection()
+                # The hold row goes in first: its unique key claims the request before any credit moves, so a
+                # retry or a double click stops here without touching the account, and reserve takes its
+                # locks in the same order as post/void/expire (hold, then account) -- on PostgreSQL the
+                # opposite order deadlocks against a post of the same key's hold. Its split is provisional
+                # until admission has decided it; nobody sees the row before commit.
+                hold_id = conn.execute(_INSERT_HOLD, {
+                    "user_id": user_id, "amount_allowance": amount, "amount_paid": 0, "idempotency_key": key,
+                    "request_hash": digest, "status": "pending", "reference": reference, "created_at": now,
+                    "expires_at": expires_at}).scalar_one()
                 admitted = conn.execute(_ADMIT_COMMON, {"p_user": user_id, "p_amount": amount,
                                                         "p_month": month_of(now), "p_now": now}).first()
                 if admitted is not None:
                     # Something stays free in the allowance only when the allowance paid (see _ADMIT_COMMON).
                     split = (amount, 0) if admitted.free_allowance_after > 0 else (0, amount)
                 else:
-                    # Look the key up before concluding anything: a retry must get its original answer even
-                    # when the credits it spent leave too little for a second charge.
-                    existing = conn.execute(_HOLD_BY_KEY, {"p_key": key}).first()
-                    if existing is not None:
-                        return self._same_hold(existing, user_id, digest)
                     split = self._admit(conn, user_id, amount, now)
-                hold_id = conn.execute(_INSERT_HOLD, {
-                    "user_id": user_id, "amount_allowance": split[0], "amount_paid": split[1],
-                    "idempotency_key": key, "request_hash": digest, "status": "pending", "reference": reference,
-                    "created_at": now, "expires_at": expires_at}).scalar_one()
+                if split[1]:
+                    conn.execute(_SET_HOLD_SPLIT, {"p_hold": hold_id, "p_allowance": split[0],
+                                                   "p_paid": split[1]})
         except IntegrityError:
-            # The key is taken (a retry, a double click, or a concurrent twin that committed first): the whole
-            # transaction, admission included, rolled back. The hold under that key is the answer.
-            existing_hold = self._hold_row_by_key(key)
-            if existing_hold is None:
+            # The key is taken (a retry, a double click, or a twin that committed first); nothing was written.
+            # The hold under that key is the answer -- even when the credits it spent leave too little now.
+            existing = self._hold_row_by_key(key)
+            if existing is None:
+                if not self._account_exists(user_id):
+                    raise UnknownAccount(user_id) from None
                 raise
-            return self._same_hold(existing_hold, user_id, digest)
+            return self._same_hold(existing, user_id, digest)
         return HoldView(id=hold_id, user_id=user_id, amount_allowance=split[0], amount_paid=split[1], key=key,
                         status="pending", reference=reference, created_at=now, expires_at=expires_at,
                         resolved_at=None)
@@ -560,6 +568,10 @@ class LedgerService:
     def hold_by_key(self, key: str) -> HoldView | None:
         row = self._hold_row_by_key(key)
         return _hold_view(row) if row else None
+
+    def _account_exists(self, user_id: int) -> bool:
+        with self.db.read() as s:
+            return s.scalar(select(_acct.c.user_id).where(_acct.c.user_id == user_id)) is not None
 
     def _hold_row_by_key(self, key: str) -> Row | None:
         with self.db.read() as s:
@@ -721,9 +733,11 @@ class LedgerService:
     # == booking primitives ==================================================================================
     @staticmethod
     def _lock_account(conn: Connection, user_id: int) -> None:
-        # FOR UPDATE serialises writers of one account on PostgreSQL, so the key look-up that follows sees every
-        # committed entry; SQLite ignores it, and needs nothing: db.write() began with BEGIN IMMEDIATE.
-        if conn.scalar(select(_acct.c.user_id).where(_acct.c.user_id == user_id).with_for_update()) is None:
+        # FOR NO KEY UPDATE serialises writers of one account on PostgreSQL (the same lock an UPDATE takes, so
+        # inserts whose foreign keys point at the account are not blocked), and the key look-up that follows
+        # sees every committed entry. SQLite ignores it and needs nothing: db.write() began BEGIN IMMEDIATE.
+        if conn.scalar(select(_acct.c.user_id).where(_acct.c.user_id == user_id)
+                       .with_for_update(key_share=True)) is None:
             raise UnknownAccount(user_id)
 
     @staticmethod
