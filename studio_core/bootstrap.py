@@ -71,6 +71,14 @@ class Studio:
         return runner
 
     @cached_property
+    def experiments(self):
+        """The Prompt Lab; its driver thread keeps running experiments filling while no page watches."""
+        from studio_core.services.experiments import ExperimentService
+
+        return ExperimentService(self.db, self.settings, self.generation, self.prompts, self.ledger,
+                                 wildcards_dir=self.settings.data_dir / "wildcards", driver_interval_s=1.0)
+
+    @cached_property
     def payments(self):
         from studio_core.adapters.payments import build_payment_gateway
 

@@ -381,7 +381,10 @@ class ExperimentService:
         rows = list(itertools.product(*(values[a] for a in row_axes)))
         cells = []
         for r, row_values in enumerate(rows):
-            row_label = " · ".join(self._label(a, v) for a, v in zip(row_axes, row_values, strict=True)) or "—"
+            parts = [self._label(a, v) for a, v in zip(row_axes, row_values, strict=True)]
+            if column_axis != "seed" and "seed" not in row_axes:
+                parts.append(self._label("seed", values["seed"][0]))  # the row's one seed, said out loud
+            row_label = " · ".join(parts)
             for c, col_value in enumerate(values[column_axis]):
                 pick = {a: values[a][0] for a in EXPERIMENT_AXES} | dict(zip(row_axes, row_values, strict=True))
                 pick[column_axis] = col_value
@@ -657,9 +660,7 @@ class ExperimentService:
                                    .group_by(ExperimentVote.cell_id)).all())
             mine = s.scalar(select(ExperimentVote.cell_id).where(ExperimentVote.experiment_id == experiment_id,
                                                                  ExperimentVote.user_id == user_id))
-        if exp.status == "running":
-            self._ensure_driver()  # after a restart the first look at a running experiment resumes it
-        return ExperimentView(
+        view = ExperimentView(
             id=exp.id, owner_id=exp.owner_id, owner_name=owner_name, title=exp.title, spec=_spec(exp),
             status=exp.status, shared=exp.shared, quoted_cost=exp.quoted_cost, source_image_id=exp.source_image_id,
             created_at=exp.created_at, started_at=exp.started_at, finished_at=exp.finished_at,
@@ -669,6 +670,11 @@ class ExperimentService:
                 cost=c.cost, status=c.status, note=c.note, job=jobs.get(c.image_id), votes=votes.get(c.id, 0))
                 for c in cells),
             my_vote=mine, viewer_is_owner=exp.owner_id == user_id)
+        if view.status == "running":
+            if not view.is_active and not self.advance(experiment_id):  # the last image just ended
+                return self.get(user_id, experiment_id)  # now finished (with its time)
+            self._ensure_driver()  # after a restart the first look at a running experiment resumes it
+        return view
 
     def list_for(self, user_id: int, limit: int = 50) -> list[ExperimentSummary]:
         cells = (select(ExperimentCell.experiment_id.label("eid"), func.count().label("images"),

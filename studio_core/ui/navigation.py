@@ -22,6 +22,7 @@ def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page
 def pages_for(user: UserView) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {
         "Create": [_page("studio.py", "Studio", ":material/palette:", default=True),
+                   _page("prompt_lab.py", "Prompt Lab", ":material/science:"),
                    _page("account.py", "Account", ":material/person:")],
     }
     if user.is_admin:

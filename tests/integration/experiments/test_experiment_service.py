@@ -305,7 +305,7 @@ def test_compare_with_the_original_prompt_reuses_the_enhanced_image(lab):
     lab.generation.run_job(job.id)
     before = lab.charged()
     exp = lab.service.compare_original(lab.owner.id, job.id)
-    assert (exp.col_labels, exp.row_labels) == (["Your prompt", "Enhanced"], ["—"])
+    assert (exp.col_labels, exp.row_labels) == (["Your prompt", "Enhanced"], ["seed 99"])
     raw, enhanced = exp.cell(0, 0), exp.cell(0, 1)
     assert enhanced.status == "reused" and enhanced.job.id == job.id and enhanced.cost == 0
     assert raw.status == "submitted" and exp.quoted_cost == 2
