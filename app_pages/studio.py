@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from studio_core.services.experiments import ExperimentError
 from studio_core.services.generation import (
     ASPECT_RATIOS,
     GenerateRequest,
@@ -256,6 +257,20 @@ with output:
             edit_col.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
                             args=(job,), kwargs={"same_seed": True}, use_container_width=True,
                             help="Load this image's prompt, settings and seed into the form.")
+            if job.status == "succeeded" and job.enhanced_prompt and job.enhanced_prompt != job.prompt:
+                # Prompt Lab: the original prompt at this seed, tier and size, next to this (reused) image.
+                compare_cost = settings.tiers[job.tier].credits if job.tier in settings.tiers else 0
+                if st.button(f"Compare with the original prompt · {compare_cost} credit"
+                             f"{'s' if compare_cost != 1 else ''}", key="studio_compare",
+                             icon=":material/compare:", use_container_width=True,
+                             help="Generates your original prompt with the same seed, tier and size, and opens "
+                                  "both side by side in the Prompt Lab."):
+                    try:
+                        experiment = studio.experiments.compare_original(user.id, job.id)
+                    except (ExperimentError, GenerationError) as exc:
+                        st.error(str(exc), icon=":material/error:")
+                    else:
+                        st.switch_page("app_pages/prompt_lab.py", query_params={"experiment": str(experiment.id)})
         with st.expander("Recipe", icon=":material/receipt_long:"):
             recipe_card(job)
 
