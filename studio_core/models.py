@@ -23,6 +23,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    func,
+    inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -70,7 +73,8 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 ROLES = ("creator", "admin")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
-POST_STATUSES = ("visible", "hidden", "removed")
+# "unpublished": taken down by its author; the row stays for its likes, reports and moderation history.
+POST_STATUSES = ("visible", "hidden", "removed", "unpublished")
 REPORT_REASONS = ("spam", "nsfw", "hateful", "copyright", "other")
 REPORT_STATUSES = ("open", "actioned", "dismissed")
 HOLD_STATUSES = ("pending", "posted", "voided", "expired")
@@ -209,6 +213,130 @@ class CommunityPost(Base):
     report_count: Mapped[int] = mapped_column(default=0)
     remix_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Top of a time window (day / week / month) merges one index range per UTC day, each already in like order, so a
+# page costs O(days x page size) however many posts the window holds (see services/community.py).
+Index("ix_community_posts_top_day", CommunityPost.status, func.date(CommunityPost.created_at),
+      CommunityPost.like_count, CommunityPost.id)
+
+
+# -- Full-text search ----------------------------------------------------------------------------------------
+# Prompts and post titles are searched through side indexes named "<table>_fts", kept current by triggers, so
+# every writer (the generation worker, publishing, retitling) updates them in its own transaction.
+#   SQLite: FTS5 virtual tables whose rowid is the indexed row's id (owner is a token, "u42", so one user's
+#           search intersects two posting lists instead of filtering everyone's matches).
+#   PostgreSQL: one tsvector per row ('simple' configuration: lower-cased words, no stemming, like unicode61)
+#           in a table with a GIN index; the foreign key cascades deletes and TRUNCATE ... CASCADE.
+# Alembic can model neither, so they are raw DDL here (run after create_all) and, frozen, in the migration;
+# the schema comparison in tests/integration/test_schema.py skips these names (``is_fulltext_object``).
+FULLTEXT_TABLES = ("generated_images_fts", "community_posts_fts")
+
+_SQLITE_FULLTEXT = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS generated_images_fts USING fts5("
+    "owner, prompt, final_prompt, tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS generated_images_fts_insert AFTER INSERT ON generated_images BEGIN "
+    "INSERT INTO generated_images_fts (rowid, owner, prompt, final_prompt) "
+    "VALUES (new.id, 'u' || new.owner_id, new.prompt, new.final_prompt); END",
+    "CREATE TRIGGER IF NOT EXISTS generated_images_fts_update AFTER UPDATE OF owner_id, prompt, final_prompt "
+    "ON generated_images BEGIN "
+    "UPDATE generated_images_fts SET owner = 'u' || new.owner_id, prompt = new.prompt, "
+    "final_prompt = new.final_prompt WHERE rowid = new.id; END",
+    "CREATE TRIGGER IF NOT EXISTS generated_images_fts_delete AFTER DELETE ON generated_images BEGIN "
+    "DELETE FROM generated_images_fts WHERE rowid = old.id; END",
+    "INSERT INTO generated_images_fts (rowid, owner, prompt, final_prompt) "
+    "SELECT id, 'u' || owner_id, prompt, final_prompt FROM generated_images "
+    "WHERE id NOT IN (SELECT rowid FROM generated_images_fts)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS community_posts_fts USING fts5("
+    "title, prompt, tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS community_posts_fts_insert AFTER INSERT ON community_posts BEGIN "
+    "INSERT INTO community_posts_fts (rowid, title, prompt) "
+    "SELECT new.id, new.title, g.prompt || ' ' || g.final_prompt FROM generated_images g "
+    "WHERE g.id = new.image_id; END",
+    "CREATE TRIGGER IF NOT EXISTS community_posts_fts_update AFTER UPDATE OF title, image_id "
+    "ON community_posts BEGIN "
+    "UPDATE community_posts_fts SET title = new.title, prompt = (SELECT g.prompt || ' ' || g.final_prompt "
+    "FROM generated_images g WHERE g.id = new.image_id) WHERE rowid = new.id; END",
+    "CREATE TRIGGER IF NOT EXISTS community_posts_fts_delete AFTER DELETE ON community_posts BEGIN "
+    "DELETE FROM community_posts_fts WHERE rowid = old.id; END",
+    "INSERT INTO community_posts_fts (rowid, title, prompt) "
+    "SELECT p.id, p.title, g.prompt || ' ' || g.final_prompt FROM community_posts p "
+    "JOIN generated_images g ON g.id = p.image_id WHERE p.id NOT IN (SELECT rowid FROM community_posts_fts)",
+)
+_SQLITE_FULLTEXT_DROP = (
+    "DROP TRIGGER IF EXISTS community_posts_fts_delete",
+    "DROP TRIGGER IF EXISTS community_posts_fts_update",
+    "DROP TRIGGER IF EXISTS community_posts_fts_insert",
+    "DROP TABLE IF EXISTS community_posts_fts",
+    "DROP TRIGGER IF EXISTS generated_images_fts_delete",
+    "DROP TRIGGER IF EXISTS generated_images_fts_update",
+    "DROP TRIGGER IF EXISTS generated_images_fts_insert",
+    "DROP TABLE IF EXISTS generated_images_fts",
+)
+_PG_FULLTEXT = (
+    "CREATE TABLE IF NOT EXISTS generated_images_fts ("
+    "image_id INTEGER PRIMARY KEY REFERENCES generated_images (id) ON DELETE CASCADE, "
+    "document TSVECTOR NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS generated_images_fts_document ON generated_images_fts USING gin (document)",
+    "CREATE OR REPLACE FUNCTION generated_images_fts_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO generated_images_fts (image_id, document) "
+    "VALUES (NEW.id, to_tsvector('simple', NEW.prompt || ' ' || NEW.final_prompt)) "
+    "ON CONFLICT (image_id) DO UPDATE SET document = EXCLUDED.document; RETURN NULL; END $$",
+    "CREATE OR REPLACE TRIGGER generated_images_fts_sync AFTER INSERT OR UPDATE OF prompt, final_prompt "
+    "ON generated_images FOR EACH ROW EXECUTE FUNCTION generated_images_fts_sync()",
+    "INSERT INTO generated_images_fts (image_id, document) "
+    "SELECT id, to_tsvector('simple', prompt || ' ' || final_prompt) FROM generated_images "
+    "ON CONFLICT (image_id) DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS community_posts_fts ("
+    "post_id INTEGER PRIMARY KEY REFERENCES community_posts (id) ON DELETE CASCADE, "
+    "document TSVECTOR NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS community_posts_fts_document ON community_posts_fts USING gin (document)",
+    "CREATE OR REPLACE FUNCTION community_posts_fts_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO community_posts_fts (post_id, document) "
+    "SELECT NEW.id, to_tsvector('simple', NEW.title || ' ' || g.prompt || ' ' || g.final_prompt) "
+    "FROM generated_images g WHERE g.id = NEW.image_id "
+    "ON CONFLICT (post_id) DO UPDATE SET document = EXCLUDED.document; RETURN NULL; END $$",
+    "CREATE OR REPLACE TRIGGER community_posts_fts_sync AFTER INSERT OR UPDATE OF title, image_id "
+    "ON community_posts FOR EACH ROW EXECUTE FUNCTION community_posts_fts_sync()",
+    "INSERT INTO community_posts_fts (post_id, document) "
+    "SELECT p.id, to_tsvector('simple', p.title || ' ' || g.prompt || ' ' || g.final_prompt) "
+    "FROM community_posts p JOIN generated_images g ON g.id = p.image_id ON CONFLICT (post_id) DO NOTHING",
+)
+_PG_FULLTEXT_DROP = (
+    "DROP TRIGGER IF EXISTS community_posts_fts_sync ON community_posts",
+    "DROP FUNCTION IF EXISTS community_posts_fts_sync()",
+    "DROP TABLE IF EXISTS community_posts_fts",
+    "DROP TRIGGER IF EXISTS generated_images_fts_sync ON generated_images",
+    "DROP FUNCTION IF EXISTS generated_images_fts_sync()",
+    "DROP TABLE IF EXISTS generated_images_fts",
+)
+
+
+def fulltext_ddl(dialect: str, *, drop: bool = False) -> tuple[str, ...]:
+    """The statements that create (idempotently, backfilling existing rows) or drop the search indexes."""
+    if dialect == "sqlite":
+        return _SQLITE_FULLTEXT_DROP if drop else _SQLITE_FULLTEXT
+    if dialect == "postgresql":
+        return _PG_FULLTEXT_DROP if drop else _PG_FULLTEXT
+    return ()
+
+
+def is_fulltext_object(name: str | None) -> bool:
+    """True for the search tables, FTS5's shadow tables and their indexes (which the ORM does not model)."""
+    return bool(name) and any(name == t or name.startswith(t + "_") for t in FULLTEXT_TABLES)
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_fulltext(target, connection, **kw) -> None:
+    if {"generated_images", "community_posts"} <= set(inspect(connection).get_table_names()):
+        for statement in fulltext_ddl(connection.dialect.name):
+            connection.exec_driver_sql(statement)
+
+
+@event.listens_for(Base.metadata, "before_drop")
+def _drop_fulltext(target, connection, **kw) -> None:
+    for statement in fulltext_ddl(connection.dialect.name, drop=True):
+        connection.exec_driver_sql(statement)
 
 
 class PostLike(Base):

@@ -23,6 +23,7 @@ from studio_core.models import (
     PostLike,
     PostReport,
     User,
+    is_fulltext_object,
     utcnow,
 )
 from tests.conftest import DB_PARAMS, PG_URL, reset_pg_schema_flag
@@ -181,7 +182,9 @@ def test_migrations_from_empty_to_head_equal_the_models(empty_database):
     before, after = upgrade_to_head(empty_database)
     assert (before, after) == (None, head_revision(empty_database))
     with empty_database.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        # The full-text side indexes are raw DDL the ORM does not model (see models.fulltext_ddl).
+        opts = {"compare_type": True, "include_name": lambda name, *_: not is_fulltext_object(name)}
+        diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
     assert diff == []
     assert upgrade_to_head(empty_database) == (after, after)  # idempotent
 

@@ -15,6 +15,60 @@ branch_labels = None
 depends_on = None
 
 
+# Full-text search side indexes (a frozen copy of studio_core.models.fulltext_ddl at this revision; alembic
+# cannot model FTS5 virtual tables, tsvector tables or triggers).
+FULLTEXT_SQLITE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS generated_images_fts USING fts5(owner, prompt, final_prompt, tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS generated_images_fts_insert AFTER INSERT ON generated_images BEGIN INSERT INTO generated_images_fts (rowid, owner, prompt, final_prompt) VALUES (new.id, 'u' || new.owner_id, new.prompt, new.final_prompt); END",
+    "CREATE TRIGGER IF NOT EXISTS generated_images_fts_update AFTER UPDATE OF owner_id, prompt, final_prompt ON generated_images BEGIN UPDATE generated_images_fts SET owner = 'u' || new.owner_id, prompt = new.prompt, final_prompt = new.final_prompt WHERE rowid = new.id; END",
+    'CREATE TRIGGER IF NOT EXISTS generated_images_fts_delete AFTER DELETE ON generated_images BEGIN DELETE FROM generated_images_fts WHERE rowid = old.id; END',
+    "INSERT INTO generated_images_fts (rowid, owner, prompt, final_prompt) SELECT id, 'u' || owner_id, prompt, final_prompt FROM generated_images WHERE id NOT IN (SELECT rowid FROM generated_images_fts)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS community_posts_fts USING fts5(title, prompt, tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS community_posts_fts_insert AFTER INSERT ON community_posts BEGIN INSERT INTO community_posts_fts (rowid, title, prompt) SELECT new.id, new.title, g.prompt || ' ' || g.final_prompt FROM generated_images g WHERE g.id = new.image_id; END",
+    "CREATE TRIGGER IF NOT EXISTS community_posts_fts_update AFTER UPDATE OF title, image_id ON community_posts BEGIN UPDATE community_posts_fts SET title = new.title, prompt = (SELECT g.prompt || ' ' || g.final_prompt FROM generated_images g WHERE g.id = new.image_id) WHERE rowid = new.id; END",
+    'CREATE TRIGGER IF NOT EXISTS community_posts_fts_delete AFTER DELETE ON community_posts BEGIN DELETE FROM community_posts_fts WHERE rowid = old.id; END',
+    "INSERT INTO community_posts_fts (rowid, title, prompt) SELECT p.id, p.title, g.prompt || ' ' || g.final_prompt FROM community_posts p JOIN generated_images g ON g.id = p.image_id WHERE p.id NOT IN (SELECT rowid FROM community_posts_fts)",
+)
+FULLTEXT_SQLITE_DROP = (
+    'DROP TRIGGER IF EXISTS community_posts_fts_delete',
+    'DROP TRIGGER IF EXISTS community_posts_fts_update',
+    'DROP TRIGGER IF EXISTS community_posts_fts_insert',
+    'DROP TABLE IF EXISTS community_posts_fts',
+    'DROP TRIGGER IF EXISTS generated_images_fts_delete',
+    'DROP TRIGGER IF EXISTS generated_images_fts_update',
+    'DROP TRIGGER IF EXISTS generated_images_fts_insert',
+    'DROP TABLE IF EXISTS generated_images_fts',
+)
+FULLTEXT_POSTGRESQL = (
+    'CREATE TABLE IF NOT EXISTS generated_images_fts (image_id INTEGER PRIMARY KEY REFERENCES generated_images (id) ON DELETE CASCADE, document TSVECTOR NOT NULL)',
+    'CREATE INDEX IF NOT EXISTS generated_images_fts_document ON generated_images_fts USING gin (document)',
+    "CREATE OR REPLACE FUNCTION generated_images_fts_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO generated_images_fts (image_id, document) VALUES (NEW.id, to_tsvector('simple', NEW.prompt || ' ' || NEW.final_prompt)) ON CONFLICT (image_id) DO UPDATE SET document = EXCLUDED.document; RETURN NULL; END $$",
+    'CREATE OR REPLACE TRIGGER generated_images_fts_sync AFTER INSERT OR UPDATE OF prompt, final_prompt ON generated_images FOR EACH ROW EXECUTE FUNCTION generated_images_fts_sync()',
+    "INSERT INTO generated_images_fts (image_id, document) SELECT id, to_tsvector('simple', prompt || ' ' || final_prompt) FROM generated_images ON CONFLICT (image_id) DO NOTHING",
+    'CREATE TABLE IF NOT EXISTS community_posts_fts (post_id INTEGER PRIMARY KEY REFERENCES community_posts (id) ON DELETE CASCADE, document TSVECTOR NOT NULL)',
+    'CREATE INDEX IF NOT EXISTS community_posts_fts_document ON community_posts_fts USING gin (document)',
+    "CREATE OR REPLACE FUNCTION community_posts_fts_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO community_posts_fts (post_id, document) SELECT NEW.id, to_tsvector('simple', NEW.title || ' ' || g.prompt || ' ' || g.final_prompt) FROM generated_images g WHERE g.id = NEW.image_id ON CONFLICT (post_id) DO UPDATE SET document = EXCLUDED.document; RETURN NULL; END $$",
+    'CREATE OR REPLACE TRIGGER community_posts_fts_sync AFTER INSERT OR UPDATE OF title, image_id ON community_posts FOR EACH ROW EXECUTE FUNCTION community_posts_fts_sync()',
+    "INSERT INTO community_posts_fts (post_id, document) SELECT p.id, to_tsvector('simple', p.title || ' ' || g.prompt || ' ' || g.final_prompt) FROM community_posts p JOIN generated_images g ON g.id = p.image_id ON CONFLICT (post_id) DO NOTHING",
+)
+FULLTEXT_POSTGRESQL_DROP = (
+    'DROP TRIGGER IF EXISTS community_posts_fts_sync ON community_posts',
+    'DROP FUNCTION IF EXISTS community_posts_fts_sync()',
+    'DROP TABLE IF EXISTS community_posts_fts',
+    'DROP TRIGGER IF EXISTS generated_images_fts_sync ON generated_images',
+    'DROP FUNCTION IF EXISTS generated_images_fts_sync()',
+    'DROP TABLE IF EXISTS generated_images_fts',
+)
+
+
+def _fulltext(drop: bool) -> None:
+    dialect = op.get_bind().dialect.name
+    statements = {"sqlite": (FULLTEXT_SQLITE_DROP if drop else FULLTEXT_SQLITE),
+                  "postgresql": (FULLTEXT_POSTGRESQL_DROP if drop else FULLTEXT_POSTGRESQL)}.get(dialect, ())
+    for statement in statements:
+        op.execute(statement)
+
+
 def upgrade() -> None:
     op.create_table('image_categories',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -221,7 +275,7 @@ def upgrade() -> None:
     sa.Column('report_count', sa.Integer(), nullable=False),
     sa.Column('remix_count', sa.Integer(), nullable=False),
     sa.Column('created_at', studio_core.models.UTCDateTime(), nullable=False),
-    sa.CheckConstraint("status IN ('visible', 'hidden', 'removed')", name=op.f('ck_community_posts_status')),
+    sa.CheckConstraint("status IN ('visible', 'hidden', 'removed', 'unpublished')", name=op.f('ck_community_posts_status')),
     sa.CheckConstraint('like_count >= 0 AND report_count >= 0 AND remix_count >= 0', name=op.f('ck_community_posts_counts')),
     sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_community_posts_author_id_users'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['category_id'], ['image_categories.id'], name=op.f('fk_community_posts_category_id_image_categories'), ondelete='RESTRICT'),
@@ -235,6 +289,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_community_posts_feed_new', ['status', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_community_posts_feed_remix', ['status', 'remix_count', 'id'], unique=False)
         batch_op.create_index('ix_community_posts_feed_top', ['status', 'like_count', 'id'], unique=False)
+    op.create_index('ix_community_posts_top_day', 'community_posts',
+                    ['status', sa.text('date(created_at)'), 'like_count', 'id'], unique=False)
 
     op.create_table('purchases',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -354,9 +410,12 @@ def upgrade() -> None:
         batch_op.create_index('ix_moderation_actions_created', ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_moderation_actions_post_id'), ['post_id'], unique=False)
 
+    _fulltext(drop=False)
+
 
 
 def downgrade() -> None:
+    _fulltext(drop=True)
     with op.batch_alter_table('image_templates', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_image_templates_example_image_id_generated_images'),
                                  type_='foreignkey')
@@ -389,6 +448,7 @@ def downgrade() -> None:
 
     op.drop_table('purchases')
     with op.batch_alter_table('community_posts', schema=None) as batch_op:
+        batch_op.drop_index('ix_community_posts_top_day')
         batch_op.drop_index('ix_community_posts_feed_top')
         batch_op.drop_index('ix_community_posts_feed_remix')
         batch_op.drop_index('ix_community_posts_feed_new')
