@@ -1,0 +1,199 @@
+"""Moderation (admins only): the queue of reported posts, the four actions, and their history.
+
+Every method checks the actor's role in the database first (``access.require_admin``). Every action writes a
+``moderation_actions`` row with the admin's note, in the same transaction as the change it records.
+
+Actions on a post and what they do to its open reports:
+  hide     -> status hidden (out of the feed; its author still sees it), reports actioned
+  restore  -> status visible, reports dismissed (the post was fine)
+  remove   -> status removed (for good, unless restored later), reports actioned
+  dismiss  -> status unchanged, reports dismissed (e.g. one unfounded report on a visible post)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.orm import aliased
+
+from studio_core.config import Settings
+from studio_core.db import Database
+from studio_core.models import (
+    CommunityPost,
+    GeneratedImage,
+    ImageCategory,
+    ModerationAction,
+    PostReport,
+    User,
+    utcnow,
+)
+from studio_core.ports import ImageStore
+from studio_core.services.access import require_admin
+from studio_core.services.accounts import UserView
+from studio_core.services.community import STATUS_LABELS, CommunityError, PostNotFound
+from studio_core.services.generation import clean_text
+from studio_core.services.paging import Page, decode_cursor, encode_cursor, page_of
+
+ACTIONS = {"hide": "Hide", "restore": "Restore", "remove": "Remove", "dismiss": "Dismiss reports"}
+ACTION_LABELS = {**ACTIONS, "auto_hide": "Hidden automatically"}
+_NEW_STATUS = {"hide": "hidden", "restore": "visible", "remove": "removed", "dismiss": None}
+_REPORTS_BECOME = {"hide": "actioned", "restore": "dismissed", "remove": "actioned", "dismiss": "dismissed"}
+NOTE_MAX = 1000
+
+P = CommunityPost
+
+
+class ModerationError(CommunityError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReportView:
+    id: int
+    reporter_name: str
+    reason: str
+    details: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    post_id: int
+    title: str
+    author_name: str
+    category_name: str | None
+    status: str
+    image_key: str | None
+    thumbnail_key: str | None
+    prompt: str
+    created_at: datetime
+    reports: list[ReportView]  # the open ones, oldest first
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def reason_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.reports:
+            counts[r.reason] = counts.get(r.reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+@dataclass(frozen=True)
+class ActionView:
+    id: int
+    actor_name: str
+    action: str
+    post_id: int | None
+    post_title: str | None
+    target_name: str | None
+    note: str
+    created_at: datetime
+
+    @property
+    def label(self) -> str:
+        return ACTION_LABELS.get(self.action, self.action)
+
+
+class ModerationService:
+    def __init__(self, db: Database, settings: Settings, store: ImageStore, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    def open_report_count(self, actor: UserView) -> int:
+        """Open reports in all (one index range on (status, post_id)): cheap enough for every admin page run."""
+        with self.db.read() as s:
+            require_admin(s, actor, "see reports")
+            return s.scalar(select(func.count()).select_from(PostReport).where(PostReport.status == "open"))
+
+    def queue(self, actor: UserView, *, limit: int = 50) -> list[QueueItem]:
+        """Posts with open reports, worst first (most open reports, then the longest waiting)."""
+        with self.db.read() as s:
+            require_admin(s, actor, "see reports")
+            grouped = s.execute(select(PostReport.post_id, func.count().label("n"),
+                                       func.min(PostReport.created_at).label("first"))
+                                .where(PostReport.status == "open").group_by(PostReport.post_id)
+                                .order_by(func.count().desc(), func.min(PostReport.created_at), PostReport.post_id)
+                                .limit(limit)).all()
+            ids = [g.post_id for g in grouped]
+            if not ids:
+                return []
+            author = aliased(User)
+            posts = {r[0].id: r for r in s.execute(
+                select(P, author.display_name, ImageCategory.name, GeneratedImage.image_key,
+                       GeneratedImage.thumbnail_key, GeneratedImage.final_prompt, GeneratedImage.deleted_at)
+                .join(author, author.id == P.author_id).join(GeneratedImage, GeneratedImage.id == P.image_id)
+                .outerjoin(ImageCategory, ImageCategory.id == P.category_id).where(P.id.in_(ids)))}
+            reports: dict[int, list[ReportView]] = {i: [] for i in ids}
+            for r, name in s.execute(select(PostReport, User.display_name)
+                                     .join(User, User.id == PostReport.reporter_id)
+                                     .where(PostReport.post_id.in_(ids), PostReport.status == "open")
+                                     .order_by(PostReport.created_at, PostReport.id)):
+                reports[r.post_id].append(ReportView(r.id, name, r.reason, r.details, r.created_at))
+        items = []
+        for post_id in ids:
+            post, author_name, category, image_key, thumb, prompt, deleted_at = posts[post_id]
+            items.append(QueueItem(post_id=post.id, title=post.title, author_name=author_name,
+                                   category_name=category, status=post.status,
+                                   image_key=None if deleted_at else image_key,
+                                   thumbnail_key=None if deleted_at else thumb, prompt=prompt,
+                                   created_at=post.created_at, reports=reports[post_id]))
+        return items
+
+    def thumbnail_url(self, item: QueueItem) -> str | None:
+        return self.store.thumbnail_url(item.image_key) if item.image_key else None
+
+    def act(self, actor: UserView, post_id: int, action: str, note: str) -> str:
+        """Apply one action to a post and resolve its open reports; returns the post's status afterwards."""
+        if action not in ACTIONS:
+            raise ModerationError(f"Unknown action {action!r}.")
+        note = clean_text(note)
+        if not note:
+            raise ModerationError("Write a short note: it is kept in the moderation history.")
+        if len(note) > NOTE_MAX:
+            raise ModerationError(f"Keep the note under {NOTE_MAX} characters.")
+        now = self.clock()
+        with self.db.write() as s:
+            actor_id = require_admin(s, actor, "moderate posts")
+            post = s.execute(select(P.status, P.author_id).where(P.id == post_id)).first()
+            if post is None:
+                raise PostNotFound("That post does not exist.")
+            if action == "restore" and post.status == "unpublished":
+                raise ModerationError("Its author unpublished this post; it cannot be restored for them.")
+            new_status = _NEW_STATUS[action]
+            values: dict = {"report_count": 0}  # report_count counts open reports; they are all resolved now
+            if new_status is not None:
+                values["status"] = new_status
+            s.execute(update(PostReport).where(PostReport.post_id == post_id, PostReport.status == "open")
+                      .values(status=_REPORTS_BECOME[action], resolved_by_id=actor_id, resolved_at=now))
+            s.execute(update(P).where(P.id == post_id).values(**values))
+            s.add(ModerationAction(actor_id=actor_id, action=action, post_id=post_id,
+                                   target_user_id=post.author_id, note=note, created_at=now))
+            return new_status or post.status
+
+    def history(self, actor: UserView, cursor: str | None = None, limit: int = 50) -> Page[ActionView]:
+        """Every moderation action, newest first."""
+        actor_user, target = aliased(User), aliased(User)
+        stmt = (select(ModerationAction, actor_user.display_name, target.display_name, P.title)
+                .join(actor_user, actor_user.id == ModerationAction.actor_id)
+                .outerjoin(target, target.id == ModerationAction.target_user_id)
+                .outerjoin(P, P.id == ModerationAction.post_id))
+        after = decode_cursor(cursor, "history", (datetime, int))
+        if after:
+            stmt = stmt.where(tuple_(ModerationAction.created_at, ModerationAction.id) < after)
+        stmt = stmt.order_by(ModerationAction.created_at.desc(), ModerationAction.id.desc()).limit(limit + 1)
+        with self.db.read() as s:
+            require_admin(s, actor, "see the moderation history")
+            rows = s.execute(stmt).all()
+        page, nxt = page_of(rows, limit, lambda r: encode_cursor("history", r[0].created_at, r[0].id))
+        return Page([ActionView(id=a.id, actor_name=actor_name, action=a.action, post_id=a.post_id,
+                                post_title=title, target_name=target_name, note=a.note, created_at=a.created_at)
+                     for a, actor_name, target_name, title in page], nxt)
