@@ -39,6 +39,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -349,7 +350,17 @@ _ADMIT_COMMON = (
              _acct.c.reserved_paid: _acct.c.reserved_paid + case((_ALLOWANCE_PAYS, 0), else_=_P_AMOUNT),
              _acct.c.updated_at: _P_NOW})
     .returning(_FREE_ALLOWANCE.label("free_allowance_after")))
-_INSERT_HOLD = insert(_holds).returning(_holds.c.id)
+# Allowance first: the guessed share is min(free allowance, amount) of the account's last committed state.
+_GUESS_ALLOWANCE = case((_FREE_ALLOWANCE >= _P_AMOUNT, _P_AMOUNT), (_FREE_ALLOWANCE > 0, _FREE_ALLOWANCE), else_=0)
+_INSERT_HOLD = (
+    insert(_holds)
+    .from_select(["user_id", "amount_allowance", "amount_paid", "idempotency_key", "request_hash", "status",
+                  "reference", "created_at", "expires_at"],
+                 select(_acct.c.user_id, _GUESS_ALLOWANCE, _P_AMOUNT - _GUESS_ALLOWANCE, _P_KEY,
+                        _p("p_hash", String()), literal("pending"), _p("p_ref", String()), _P_NOW,
+                        _p("p_expires", UTCDateTime()))
+                 .where(_acct.c.user_id == _P_USER))
+    .returning(_holds.c.id, _holds.c.amount_allowance, _holds.c.amount_paid))
 _SET_HOLD_SPLIT = (update(_holds).where(_holds.c.id == _P_HOLD)
                    .values({_holds.c.amount_allowance: _P_ALLOWANCE, _holds.c.amount_paid: _P_PAID}))
 _HOLD_BY_KEY = select(_holds).where(_holds.c.idempotency_key == _P_KEY)
@@ -408,12 +419,15 @@ class LedgerService:
                 # The hold row goes in first: its unique key claims the request before any credit moves, so a
                 # retry or a double click stops here without touching the account, and reserve takes its
                 # locks in the same order as post/void/expire (hold, then account) -- on PostgreSQL the
-                # opposite order deadlocks against a post of the same key's hold. Its split is provisional
-                # until admission has decided it; nobody sees the row before commit.
-                hold_id = conn.execute(_INSERT_HOLD, {
-                    "user_id": user_id, "amount_allowance": amount, "amount_paid": 0, "idempotency_key": key,
-                    "request_hash": digest, "status": "pending", "reference": reference, "created_at": now,
-                    "expires_at": expires_at}).scalar_one()
+                # opposite order deadlocks against a post of the same key's hold. Its split is a guess from
+                # the account as last committed, settled below once admission has decided; nobody sees the
+                # row before commit.
+                inserted = conn.execute(_INSERT_HOLD, {
+                    "p_user": user_id, "p_amount": amount, "p_key": key, "p_hash": digest, "p_ref": reference,
+                    "p_now": now, "p_expires": expires_at}).first()
+                if inserted is None:
+                    raise UnknownAccount(user_id)
+                hold_id = inserted.id
                 admitted = conn.execute(_ADMIT_COMMON, {"p_user": user_id, "p_amount": amount,
                                                         "p_month": month_of(now), "p_now": now}).first()
                 if admitted is not None:
@@ -421,7 +435,7 @@ class LedgerService:
                     split = (amount, 0) if admitted.free_allowance_after > 0 else (0, amount)
                 else:
                     split = self._admit(conn, user_id, amount, now)
-                if split[1]:
+                if split != (inserted.amount_allowance, inserted.amount_paid):
                     conn.execute(_SET_HOLD_SPLIT, {"p_hold": hold_id, "p_allowance": split[0],
                                                    "p_paid": split[1]})
         except IntegrityError:
@@ -429,8 +443,6 @@ class LedgerService:
             # The hold under that key is the answer -- even when the credits it spent leave too little now.
             existing = self._hold_row_by_key(key)
             if existing is None:
-                if not self._account_exists(user_id):
-                    raise UnknownAccount(user_id) from None
                 raise
             return self._same_hold(existing, user_id, digest)
         return HoldView(id=hold_id, user_id=user_id, amount_allowance=split[0], amount_paid=split[1], key=key,
@@ -568,10 +580,6 @@ class LedgerService:
     def hold_by_key(self, key: str) -> HoldView | None:
         row = self._hold_row_by_key(key)
         return _hold_view(row) if row else None
-
-    def _account_exists(self, user_id: int) -> bool:
-        with self.db.read() as s:
-            return s.scalar(select(_acct.c.user_id).where(_acct.c.user_id == user_id)) is not None
 
     def _hold_row_by_key(self, key: str) -> Row | None:
         with self.db.read() as s:
