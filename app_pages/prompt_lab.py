@@ -101,6 +101,12 @@ def show_quote(plan: Plan, quote: Quote) -> None:
     rows = " × ".join(AXIS_LABELS[a].lower() for a in plan.row_axes) or "one row"
     st.caption(f"{quote.rows} row{'s' if quote.rows != 1 else ''} × {quote.cols} column"
                f"{'s' if quote.cols != 1 else ''} · columns: {AXIS_LABELS[plan.column_axis].lower()} · rows: {rows}")
+    slots, per_minute = settings.max_concurrent_jobs_per_user, settings.max_jobs_per_minute
+    if quote.ok and quote.images > slots:
+        minutes = (quote.images - 1) // per_minute
+        st.caption(f"Images start {slots} at a time and at most {per_minute} a minute"
+                   + (f", so this grid takes at least {minutes} minute{'s' if minutes != 1 else ''}" if minutes
+                      else "") + ". It keeps filling if you leave the page.")
     if quote.reused:
         st.caption(f"{quote.reused} image{'s' if quote.reused != 1 else ''} already exist and cost nothing.")
     if quote.trimmed:
@@ -222,16 +228,17 @@ def vote(experiment_id: int, cell_id: int) -> None:
 
 def cell_card(view: ExperimentView, cell: CellView) -> None:
     job = cell.job
-    shown = job.final_prompt if job else cell.prompt
-    where = cell.row_label if cell.col_label == shown else f"{cell.col_label}, {cell.row_label}"
-    alt = f"{shown[:160]} ({where})"
-    if cell.succeeded:
-        st.image(studio.generation.thumbnail_url(job) or studio.generation.image_url(job), alt=alt,
-                 width="stretch")
-    else:
+    if not cell.succeeded:
         st.caption(CELL_STATE.get(cell.state, cell.state))
-        if cell.is_active:
-            st.progress(job.progress if job and job.status == "running" else 0.0)
+        if job is not None and job.is_active:
+            st.progress(job.progress if job.status == "running" else 0.0)
+        elif cell.state != "waiting":  # why it ended without an image (never charged)
+            st.caption(plain((job.error_message if job else cell.note) or "Not charged."))
+        return
+    shown = job.final_prompt
+    where = cell.row_label if cell.col_label == shown else f"{cell.col_label}, {cell.row_label}"
+    st.image(studio.generation.thumbnail_url(job) or studio.generation.image_url(job),
+             alt=f"{shown[:160]} ({where})", width="stretch")
     mine = view.my_vote == cell.id
     st.caption(f"{cell.votes} vote{'s' if cell.votes != 1 else ''}" + (" · your pick" if mine else ""))
     enlarge, pick = st.columns(2)
@@ -240,8 +247,8 @@ def cell_card(view: ExperimentView, cell: CellView) -> None:
         ss.lab_enlarge = cell.id
         st.rerun(scope="app")  # the dialog opens from the full page, also when clicked inside the live grid
     pick.button("Voted" if mine else "Vote", key=f"lab_vote_{cell.id}", icon=":material/thumb_up:",
-                type="primary" if mine else "secondary", disabled=not cell.succeeded, on_click=vote,
-                args=(view.id, cell.id), use_container_width=True,
+                type="primary" if mine else "secondary", on_click=vote, args=(view.id, cell.id),
+                use_container_width=True,
                 help="One vote per person; vote for another image to move it, or again to withdraw it.")
 
 

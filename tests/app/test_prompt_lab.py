@@ -42,6 +42,7 @@ def test_the_quote_comes_before_anything_runs_and_the_cap_refuses_or_trims(app_e
     assert {k: _metrics(at)[k] for k in ("Images", "Credits", "Left after")} == {
         "Images": "4", "Credits": "4", "Left after": "26"}
     assert "2 rows × 2 columns · columns: prompt variants · rows: seeds" in texts(at)
+    assert "Images start 2 at a time and at most 6 a minute. It keeps filling" in texts(at)
     assert at.button(key="lab_run").label == "Run · 4 images · 4 credits"
 
     at.toggle(key="lab_cap_on").set_value(True)
@@ -133,7 +134,9 @@ def test_a_shared_link_is_read_only_for_a_teammate_except_voting(app_env):
     assert "lab_again" not in keys and not [t for t in mate.toggle if t.key == "lab_share_1"]
     mate.button(key="lab_vote_1").click()
     run(mate)
-    assert "1 vote · your pick" in texts(mate)
+    assert "1 vote · your pick" in texts(mate) and "Most votes" in texts(mate)
+    keys = {b.key for b in mate.button}
+    assert "lab_copy_winner" in keys and "lab_save_winner" not in keys  # templates are for admins
     run(owner)
     assert "1 vote" in texts(owner) and "your pick" not in texts(owner)
 
