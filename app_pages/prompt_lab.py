@@ -133,8 +133,12 @@ def show_wildcards() -> None:
             st.caption("Wildcard lists are managed by an admin.")
 
 
+def ask_to_run(spec: ExperimentSpec) -> None:
+    ss.lab_start = spec  # started from the page body, where a spinner can show (enhancing may take a while)
+
+
 def run_new(spec: ExperimentSpec) -> None:
-    # One token per editor visit: a double click (two runs of this callback) creates one experiment.
+    # One token per editor visit: a double click (two starts) creates one experiment, and runs it once.
     token = ss.setdefault("lab_token", uuid.uuid4().hex)
     created = ss.get("lab_created", {})
     try:
@@ -196,7 +200,7 @@ def editor() -> None:
         show_quote(preview.plan, preview.quote)
         q = preview.quote
         st.button(f"Run · {q.images} image{'s' if q.images != 1 else ''} · {credits(q.total)}", type="primary",
-                  icon=":material/play_arrow:", disabled=not q.ok, key="lab_run", on_click=run_new, args=(spec,),
+                  icon=":material/play_arrow:", disabled=not q.ok, key="lab_run", on_click=ask_to_run, args=(spec,),
                   use_container_width=True)
         st.caption("Each image is charged only when it is delivered; a failed image costs nothing.")
 
@@ -325,7 +329,7 @@ def save_template(cell: CellView) -> None:
             st.error(plain(str(exc)))
         else:
             ss.pop("lab_save_cell", None)
-            st.toast(f"Saved “{saved.title}” to {category.name}.", icon=":material/check:")
+            st.toast(plain(f"Saved “{saved.title}” to {category.name}."), icon=":material/check:")
             st.rerun()
 
 
@@ -445,6 +449,9 @@ def experiment_page(experiment_id: int) -> None:
 st.title("Prompt Lab")
 st.caption("Compare prompt variations side by side. You see how many images and the exact cost before anything "
            "runs; every image carries its full recipe.")
+if (start := ss.pop("lab_start", None)) is not None:
+    with st.spinner("Preparing the prompts and starting the run…"):
+        run_new(start)
 if error := ss.pop("lab_error", None):
     st.error(plain(error), icon=":material/error:")
 

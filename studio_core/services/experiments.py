@@ -339,7 +339,9 @@ class ExperimentService:
             try:
                 self.generation.moderate(variant)
             except GenerationError as exc:
-                raise ExperimentError(f"Prompt “{variant[:80]}”: {exc}") from None
+                # Name the variant only among several (the page escapes it; the studio shows this as is).
+                raise ExperimentError(f"Prompt “{variant[:80]}”: {exc}" if len(variants) > 1 else str(exc)) \
+                    from None
         versions = tuple(v for v in PROMPT_VERSIONS if v in spec.versions)
         if not versions:
             raise ExperimentError("Choose at least one prompt version: your prompt, enhanced, or both.")
