@@ -140,6 +140,13 @@ def test_a_shared_link_is_read_only_for_a_teammate_except_voting(app_env):
     run(owner)
     assert "1 vote" in texts(owner) and "your pick" not in texts(owner)
 
+    # Run again: the same recipe goes back into the editor as a new experiment, quoted before anything runs.
+    owner.button(key="lab_again").click()
+    run(owner)
+    assert "experiment" not in owner.query_params
+    assert owner.text_area(key="lab_template").value == "a {calm|stormy} sea"
+    assert owner.button(key="lab_run").label == "Run · 2 images · 2 credits"
+
 
 def test_a_bad_link_says_so(app_env):
     at = _lab()
