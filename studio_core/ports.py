@@ -177,3 +177,15 @@ class PaymentGateway(Protocol):
     def retrieve(self, session_id: str) -> PaymentStatus:
         """Ask the gateway (server side) what happened to a session; never trust the return URL alone."""
         ...
+
+
+@runtime_checkable
+class SandboxCheckout(Protocol):
+    """A gateway whose checkout happens inside the app with published test card numbers (the offline sandbox):
+    the wallet page shows a card form instead of redirecting to the gateway."""
+
+    test_cards: dict[str, str]  # card number -> what happens when it is used
+
+    def pay_with_test_card(self, session_id: str, card_number: str) -> PaymentStatus:
+        """Pay a session; raises ProviderError(PAYMENT_DECLINED) for a declining card."""
+        ...
