@@ -59,7 +59,15 @@ class Studio:
 
         service = GenerationService(self.db, self.settings, self.ledger, self.generator, self.store)
         service.dispatch = lambda job_id: self.jobs.enqueue(job_id)
+        # analytics: generation succeeded / failed events, recorded by the worker (never by Streamlit)
+        service.on_succeeded = service.on_failed = self.analytics.track_generation
         return service
+
+    @cached_property
+    def analytics(self):
+        from studio_core.services.analytics import AnalyticsService
+
+        return AnalyticsService(self.db, self.settings)
 
     @cached_property
     def jobs(self):
