@@ -63,10 +63,17 @@ def _cmd_seed_demo(args: argparse.Namespace) -> int:
     if studio.settings.is_production and not args.force:
         raise ConfigError("seed-demo adds demo accounts with a published password; refusing in production "
                           "(pass --force if you really mean it).")
-    report = seed_demo(studio)
+    report = seed_demo(studio, scale=args.scale)
     for line in report:
         print(line)
     return 0
+
+
+def _non_negative_int(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Add the starter catalog (categories and templates) and demo accounts, "
                                    "so the app can be tried at once. Running it again changes nothing.")
     p.add_argument("--force", action="store_true", help="allow in production mode")
+    p.add_argument("--scale", type=_non_negative_int, default=0, metavar="N",
+                   help="also add a year of history for the analytics dashboard: about N×20 users, N×1,000 "
+                        "generations and N×10,000 events (default 0: none; 100 = a million events)")
     p.set_defaults(func=_cmd_seed_demo)
 
     _register_optional(sub)

@@ -1,0 +1,58 @@
+"""``seed-demo --scale N``: a year of history whose books balance and which the dashboard reads, on both
+databases."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from studio_core.bootstrap import Studio
+from studio_core.cli import build_parser
+from studio_core.config import resolve_providers
+from studio_core.models import AnalyticsEvent, CommunityPost, GeneratedImage, PromptReuseEvent, Purchase, User
+from studio_core.services.analytics import Period, time_bucket
+from studio_core.services.demo import EVENTS_PER_UNIT, GENERATIONS_PER_UNIT, USERS_PER_UNIT, seed_demo
+
+
+def test_a_year_of_history_balances_and_reads(database, settings):
+    studio = Studio(settings=settings, db=database, providers=resolve_providers(settings))
+    report = seed_demo(studio, scale=1, rng_seed=5)
+    assert report[-1] == "Ledger invariants: all hold."
+    assert all(r.ok for r in studio.ledger.check_invariants())
+
+    with database.read() as s:
+        events = s.scalar(select(func.count()).select_from(AnalyticsEvent))
+        history_users = s.scalar(select(func.count()).select_from(User).where(User.email.like("%@history.demo.studio")))
+        statuses = Counter(dict(s.execute(select(GeneratedImage.status, func.count())
+                                          .group_by(GeneratedImage.status)).all()))
+        paid = s.scalar(select(func.count()).select_from(Purchase).where(Purchase.status == "paid"))
+        posts = s.scalar(select(func.count()).select_from(CommunityPost))
+        remixes = s.scalar(select(func.count()).select_from(PromptReuseEvent))
+        # one activity marker per user and day, never two
+        marker_days = s.execute(select(AnalyticsEvent.user_id, func.count())
+                                .where(AnalyticsEvent.name == "active_day")
+                                .group_by(AnalyticsEvent.user_id, time_bucket("day", AnalyticsEvent.created_at))
+                                .having(func.count() > 1)).all()
+    assert history_users == USERS_PER_UNIT
+    # 10,000 history events, plus the few the demo accounts' sign-ups wrote
+    assert EVENTS_PER_UNIT <= events < EVENTS_PER_UNIT + 20
+    total = sum(statuses.values())
+    assert 0.8 * GENERATIONS_PER_UNIT <= total <= 1.05 * GENERATIONS_PER_UNIT
+    assert 0.8 < statuses["succeeded"] / total < 0.97 and statuses["failed"] > 0 and statuses["canceled"] > 0
+    assert paid > 0 and posts > 0 and remixes > 0
+    assert marker_days == []
+    assert seed_demo(studio, scale=1)[-1].startswith("History: already present")
+
+    admin = studio.accounts.by_email("admin@demo.studio")
+    board = studio.analytics.dashboard(admin, Period.last(90, studio.analytics.today(), "week"))
+    for table in (board.active_users, board.generations, board.latency, board.credits, board.funnel,
+                  board.templates, board.community):
+        assert not table.empty
+    assert next(k for k in board.kpis if k.key == "generations").value > 0
+
+
+def test_the_cli_takes_a_scale():
+    args = build_parser().parse_args(["seed-demo", "--scale", "3"])
+    assert args.scale == 3
+    assert build_parser().parse_args(["seed-demo"]).scale == 0
