@@ -8,6 +8,7 @@ from studio_core.migrate import SchemaError
 from studio_core.ui.auth import sign_in_page
 from studio_core.ui.navigation import pages_for
 from studio_core.ui.session import current_user, get_studio, sign_out_session
+from studio_core.ui.tracking import track_page_view
 from studio_core.ui.wallet_bar import wallet_bar
 from studio_core.ui.widgets import error_state, provider_notices, user_menu
 
@@ -28,6 +29,7 @@ if user is None:
     st.stop()
 
 page = st.navigation(pages_for(user))
+track_page_view(page)
 if user_menu(user):
     sign_out_session()
     if getattr(st.user, "is_logged_in", False):

@@ -15,6 +15,7 @@ from studio_core.services.generation import (
 from studio_core.services.ledger import IdempotencyConflict
 from studio_core.ui.generation import job_image, job_progress, provider_label, recipe_card, tier_cards
 from studio_core.ui.session import get_studio, require_user
+from studio_core.ui.tracking import Event, track
 from studio_core.ui.widgets import empty_state
 
 user = require_user()
@@ -68,13 +69,14 @@ def current_request() -> GenerateRequest:
 
 
 def ask_to_generate(request: GenerateRequest | None = None) -> None:
+    from_form = request is None  # analytics: only the form's request says what became of an enhancement
     request = request or current_request()
     if not request.prompt.strip():
         ss.studio_notice = "Write a prompt first (or start from a template)."
         return
     # The request key is minted here, once per click, and kept until the request is confirmed or dropped:
     # a double click or a rerun reuses it, so it can never charge twice.
-    ss.studio_pending = {"request": request, "key": new_request_key()}
+    ss.studio_pending = {"request": request, "key": new_request_key(), "from_form": from_form}
 
 
 def clear_pending() -> None:
@@ -90,10 +92,25 @@ def enhance_now() -> None:
         hint = next((t.title + " " + t.style_notes for t in studio.catalog.templates(include_inactive=True)
                      if t.id == ss.studio_template), None)
     result = studio.prompts.enhance(ss.studio_prompt, template_hint=hint)
+    track(Event.ENHANCE_REQUESTED, ok=result.ok, template_id=ss.studio_template, provider=studio.prompts.provider)
+    ss.studio_enh_undecided = result.ok  # accepted / edited / rejected is tracked at the next confirm
     ss.studio_enh = result
     if result.ok:
         ss.studio_enh_text = result.enhancement.enhanced
         ss.studio_use = "Enhanced"
+
+
+def track_confirmed(pending: dict, job) -> None:
+    req = pending["request"]
+    track(Event.GENERATE_CONFIRMED, job_id=job.id, tier=req.tier, cost=job.cost, template_id=req.template_id,
+          enhanced=req.enhanced_prompt is not None)
+    enh = ss.get("studio_enh")
+    if pending.get("from_form") and enh is not None and enh.ok and ss.pop("studio_enh_undecided", False):
+        if req.enhanced_prompt is None:
+            track(Event.ENHANCE_REJECTED, job_id=job.id)
+        else:
+            track(Event.ENHANCE_ACCEPTED if req.enhanced_prompt == enh.enhancement.enhanced else Event.ENHANCE_EDITED,
+                  job_id=job.id)
 
 
 def use_suggested_negative() -> None:
@@ -173,6 +190,7 @@ with create:
     st.subheader("Quality")
     chosen = tier_cards(settings.tiers, ss.studio_tier, balance.available, key="tier")
     if chosen != ss.studio_tier:
+        track(Event.TIER_SELECTED, tier=chosen, previous=ss.studio_tier)
         ss.studio_tier = chosen
         st.rerun()
     cost = settings.tiers[ss.studio_tier].credits
@@ -204,6 +222,7 @@ def confirm(pending: dict) -> None:
         except (GenerationError, IdempotencyConflict) as exc:
             st.error(str(exc))
         else:
+            track_confirmed(pending, job)
             ss.studio_job = job.id
             clear_pending()
             st.rerun()
@@ -246,7 +265,8 @@ with output:
             if job.status == "succeeded":
                 st.download_button("Download PNG", data=studio.generation.image_bytes(user.id, job.id),
                                    file_name=f"studio-{job.id}-seed{job.seed}.png", mime="image/png",
-                                   icon=":material/download:", key="studio_download")
+                                   icon=":material/download:", key="studio_download",
+                                   on_click=track, args=(Event.DOWNLOAD,), kwargs={"job_id": job.id})
             retry_col, vary_col, edit_col = st.columns(3)
             retry_col.button("Retry", key="studio_retry", icon=":material/refresh:", on_click=ask_to_generate,
                              args=(job.as_request(same_seed=True),), use_container_width=True,

@@ -8,8 +8,10 @@ rather than halfway through a page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from studio_core.config import ProviderChoice, Settings, resolve_providers
 from studio_core.db import Database
@@ -48,6 +50,24 @@ class Studio:
         return LedgerService(self.db, self.settings)
 
     @cached_property
+    def gallery(self):
+        from studio_core.services.gallery import GalleryService
+
+        return GalleryService(self.db, self.settings, self.store)
+
+    @cached_property
+    def community(self):
+        from studio_core.services.community import CommunityService
+
+        return CommunityService(self.db, self.settings, self.store)
+
+    @cached_property
+    def moderation(self):
+        from studio_core.services.moderation import ModerationService
+
+        return ModerationService(self.db, self.settings, self.store)
+
+    @cached_property
     def prompts(self):
         from studio_core.services.prompts import PromptService
 
@@ -61,6 +81,8 @@ class Studio:
         service.dispatch = lambda job_id: self.jobs.enqueue(job_id)
         # analytics: generation succeeded / failed events, recorded by the worker (never by Streamlit)
         service.on_succeeded = service.on_failed = self.analytics.track_generation
+        # community: a finished remix is linked to its source and counted on the source post
+        service.on_succeeded = _each(service.on_succeeded, self.community.on_generation_succeeded)
         return service
 
     @cached_property
@@ -110,6 +132,20 @@ class Studio:
         from studio_core.adapters import build_store
 
         return build_store(self.settings, self.providers["storage"])
+
+
+def _each(*hooks: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    """Several listeners in one hook slot: each runs, and one that fails does not stop the others."""
+    listeners = [h for h in hooks if h is not None]
+
+    def call(value: Any) -> None:
+        for listener in listeners:
+            try:
+                listener(value)
+            except Exception:  # noqa: BLE001 - a follow-up never fails the work that triggered it
+                log.exception("hook %r failed", listener)
+
+    return call
 
 
 def build_studio(settings: Settings, *, migrate: bool = True, seed_catalog: bool = True,

@@ -89,7 +89,7 @@ class TemplateUsage:
 class ExampleCandidate:
     image_id: int
     prompt: str
-    thumbnail_key: str | None
+    image_key: str | None
 
 
 def _one_line(text: str) -> str:
@@ -282,10 +282,10 @@ class CatalogService:
         G = GeneratedImage
         with self.db.read() as s:
             require_admin(s, actor, "edit templates")
-            rows = s.execute(select(G.id, G.final_prompt, G.thumbnail_key)
+            rows = s.execute(select(G.id, G.final_prompt, G.image_key)
                              .where(G.owner_id == actor.id, G.status == "succeeded", G.deleted_at.is_(None))
                              .order_by(G.created_at.desc(), G.id.desc()).limit(limit)).all()
-        return [ExampleCandidate(r.id, r.final_prompt, r.thumbnail_key) for r in rows]
+        return [ExampleCandidate(r.id, r.final_prompt, r.image_key) for r in rows]
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _template_fields(self, title: str, pattern: str, negative: str, notes: str, tier: str | None) -> dict:

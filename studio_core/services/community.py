@@ -17,12 +17,13 @@ per UTC day (``ix_community_posts_top_day``), so its cost does not grow with the
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Date, func, select, tuple_, union_all, update
+from sqlalchemy import Date, Integer, Select, bindparam, func, select, tuple_, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -39,6 +40,7 @@ from studio_core.models import (
     PostReport,
     PromptReuseEvent,
     User,
+    UTCDateTime,
     utcnow,
 )
 from studio_core.ports import ImageStore
@@ -87,12 +89,16 @@ class RemixOrigin:
     own_image: bool  # the viewer's own image (shown in My Creations)
 
     @property
-    def label(self) -> str:
+    def subject(self) -> str:
         if self.post_id is not None:
-            return f"Remixed from “{self.title}” by {self.author_name}"
+            return f"“{self.title}” by {self.author_name}"
         if self.own_image:
-            return "Remixed from one of your images"
-        return "Remixed from an image that is no longer shared"
+            return "one of your images"
+        return "an image that is no longer shared"
+
+    @property
+    def label(self) -> str:
+        return f"Remixed from {self.subject}"
 
 
 @dataclass(frozen=True)
@@ -283,7 +289,7 @@ class CommunityService:
             return [r.id for r in page], nxt
 
         if q.sort == "top" and cutoff is not None and match is None and not q.mine:
-            return self._top_window_ids(s, where, q.window, cutoff, cursor, limit)
+            return self._top_window_ids(s, q.category_id, q.window, cutoff, cursor, limit)
 
         if q.sort == "new":
             ordering, keys, kinds = "new", (P.created_at, P.id), (datetime, int)
@@ -305,29 +311,20 @@ class CommunityService:
         page, nxt = page_of(rows, limit, lambda r: encode_cursor(ordering, *r))
         return [r.id for r in page], nxt
 
-    def _top_window_ids(self, s: Session, where: list, window: str, cutoff: datetime, cursor: str | None,
-                        limit: int) -> tuple[list[int], str | None]:
+    def _top_window_ids(self, s: Session, category_id: int | None, window: str, cutoff: datetime,
+                        cursor: str | None, limit: int) -> tuple[list[int], str | None]:
         """Most liked posts published since ``cutoff``: one range of ``ix_community_posts_top_day`` per UTC day,
         each already in (likes, id) order and cut at the page size, merged. O(days x page), however many posts
         those days hold."""
         ordering = f"top-{window}"
         after = decode_cursor(cursor, ordering, (int, int))
-        day_of = func.date(P.created_at, type_=Date)
-        first_day, last_day = cutoff.date(), self.clock().date()
-        branches = []
-        for n in range((last_day - first_day).days + 1):
-            day = first_day + timedelta(days=n)
-            conditions = [*where, day_of == day]
-            if day == first_day:
-                conditions.append(P.created_at >= cutoff)  # the window's first day is partial
-            if after:
-                conditions.append(_after_desc((P.like_count, P.id), after))
-            branch = (select(P.id, P.like_count).where(*conditions)
-                      .order_by(P.like_count.desc(), P.id.desc()).limit(limit + 1))
-            branches.append(select(branch.subquery()))
-        merged = union_all(*branches).subquery()
-        rows = s.execute(select(merged.c.id, merged.c.like_count)
-                         .order_by(merged.c.like_count.desc(), merged.c.id.desc()).limit(limit + 1)).all()
+        first_day = cutoff.date()
+        days = (self.clock().date() - first_day).days + 1
+        params = {f"day_{n}": first_day + timedelta(days=n) for n in range(days)}
+        params.update(cutoff=cutoff, page_limit=limit + 1, category_id=category_id)
+        if after:
+            params.update(after_likes=after[0], after_id=after[1])
+        rows = s.execute(_top_window_statement(days, category_id is not None, bool(after)), params).all()
         page, nxt = page_of(rows, limit, lambda r: encode_cursor(ordering, r.like_count, r.id))
         return [r.id for r in page], nxt
 
@@ -468,6 +465,29 @@ class CommunityService:
         if post is None or post.status != "visible":
             raise PostNotFound("That post does not exist or is no longer shared.")
         return post
+
+
+@functools.lru_cache(maxsize=64)
+def _top_window_statement(days: int, by_category: bool, after: bool) -> Select:
+    """The merged per-day statement, built once per shape and then only re-bound: building eight selects on
+    every page view would cost more than running them."""
+    day_of = func.date(P.created_at, type_=Date)
+    branches = []
+    for n in range(days):
+        conditions = [P.status == "visible", day_of == bindparam(f"day_{n}", type_=Date)]
+        if n == 0:
+            conditions.append(P.created_at >= bindparam("cutoff", type_=UTCDateTime()))  # a partial first day
+        if by_category:
+            conditions.append(P.category_id == bindparam("category_id", type_=Integer))
+        if after:
+            conditions.append(tuple_(P.like_count, P.id) < tuple_(bindparam("after_likes", type_=Integer),
+                                                                   bindparam("after_id", type_=Integer)))
+        branch = (select(P.id, P.like_count).where(*conditions).order_by(P.like_count.desc(), P.id.desc())
+                  .limit(bindparam("page_limit", type_=Integer)))
+        branches.append(select(branch.subquery()))
+    merged = union_all(*branches).subquery()
+    return (select(merged.c.id, merged.c.like_count).order_by(merged.c.like_count.desc(), merged.c.id.desc())
+            .limit(bindparam("page_limit", type_=Integer)))
 
 
 def remix_origins(s: Session, viewer_id: int, image_ids: Iterable[int]) -> dict[int, RemixOrigin]:

@@ -63,6 +63,7 @@ class PostBadge:
     status: str
     like_count: int
     remix_count: int
+    category_id: int | None = None
 
     @property
     def status_label(self) -> str:
@@ -159,8 +160,9 @@ class GalleryService:
 
     def _items(self, s: Session, user_id: int, jobs: list[JobView]) -> list[GalleryItem]:
         ids = [j.id for j in jobs]
-        posts = {r.image_id: PostBadge(r.id, r.title, r.status, r.like_count, r.remix_count) for r in s.execute(
-            select(P.id, P.image_id, P.title, P.status, P.like_count, P.remix_count)
+        posts = {r.image_id: PostBadge(r.id, r.title, r.status, r.like_count, r.remix_count, r.category_id)
+                 for r in s.execute(
+            select(P.id, P.image_id, P.title, P.status, P.like_count, P.remix_count, P.category_id)
             .where(P.image_id.in_(ids), P.author_id == user_id))} if ids else {}
         origins = remix_origins(s, user_id, [j.remixed_from_id for j in jobs if j.remixed_from_id])
         return [GalleryItem(job=j, post=posts.get(j.id),

@@ -8,6 +8,7 @@ import streamlit as st
 from studio_core.bootstrap import Studio
 from studio_core.services.accounts import AccountError
 from studio_core.ui.session import sign_in_session
+from studio_core.ui.tracking import Event, track
 
 
 def oidc_configured() -> bool:
@@ -32,6 +33,7 @@ def complete_oidc_sign_in(studio: Studio) -> bool:
             st.logout()
         return False
     sign_in_session(user)
+    track(Event.SIGN_IN, method="oidc")
     return True
 
 
@@ -73,6 +75,7 @@ def _sign_in_form(studio: Studio) -> None:
             st.error(str(exc), icon=":material/error:")
             return
         sign_in_session(user)
+        track(Event.SIGN_IN, method="password")
         st.rerun()
 
 
@@ -101,5 +104,8 @@ def _sign_up_form(studio: Studio, referral: str) -> None:
             st.error(str(exc), icon=":material/error:")
             return
         sign_in_session(user)
+        track(Event.SIGN_UP, method="password", referred=bool(code))
+        if code:
+            track(Event.REFERRAL_JOINED, referral_code=code.strip().upper())
         st.session_state["welcome"] = True
         st.rerun()

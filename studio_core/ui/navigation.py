@@ -26,5 +26,6 @@ def pages_for(user: UserView) -> dict[str, list[st.Page]]:
                    _page("account.py", "Account", ":material/person:")],
     }
     if user.is_admin:
-        sections["Admin"] = [_page("admin_users.py", "Users", ":material/group:")]
+        sections["Admin"] = [_page("admin_users.py", "Users", ":material/group:"),
+                             _page("admin_analytics.py", "Analytics", ":material/monitoring:")]
     return sections

@@ -1,0 +1,180 @@
+"""Admin · Catalog: the templates and categories creators start from. Create, edit (with a live preview of
+the filled pattern), reorder, activate / deactivate; each template's usage. Deactivated items leave the studio
+and keep their history."""
+
+import streamlit as st
+
+from studio_core.services.accounts import AccessDenied
+from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, fill_pattern
+from studio_core.ui.cards import shorten, status_badge
+from studio_core.ui.session import get_studio, require_admin
+from studio_core.ui.widgets import empty_state, error_state, plain
+
+admin = require_admin()
+studio = get_studio()
+catalog = studio.catalog
+settings = studio.settings
+ss = st.session_state
+
+
+def attempt(action, *args, done: str = "", **kwargs) -> None:
+    """Run one admin call from a button callback; the outcome is shown on the next run."""
+    try:
+        action(admin, *args, **kwargs)
+    except (CatalogError, AccessDenied) as exc:
+        ss.catalog_error = str(exc)
+    else:
+        if done:
+            ss.catalog_done = done
+
+
+def order_buttons(kind: str, item_id: int, move, first: bool, last: bool) -> None:
+    up, down = st.columns(2)
+    up.button("", key=f"{kind}_up_{item_id}", icon=":material/arrow_upward:", disabled=first,
+              on_click=attempt, args=(move, item_id, -1), help="Move up", use_container_width=True)
+    down.button("", key=f"{kind}_down_{item_id}", icon=":material/arrow_downward:", disabled=last,
+                on_click=attempt, args=(move, item_id, 1), help="Move down", use_container_width=True)
+
+
+# -- templates ---------------------------------------------------------------------------------------------------
+def template_editor(template, categories: list, candidates: list) -> None:
+    """The fields of a new (template None) or existing template, a live preview, and Save."""
+    k = f"tpl_{template.id if template else 'new'}"
+    category_ids = [c.id for c in categories]
+    names = {c.id: c.name + ("" if c.active else " (inactive)") for c in categories}
+    category = st.selectbox("Category", category_ids, format_func=names.get, key=f"{k}_category",
+                            index=category_ids.index(template.category_id) if template else 0)
+    title = st.text_input("Title", value=template.title if template else "", max_chars=120, key=f"{k}_title")
+    pattern = st.text_area("Prompt pattern", value=template.prompt_pattern if template else "a {subject}, ",
+                           height=90, max_chars=settings.prompt_max_chars, key=f"{k}_pattern",
+                           help=f"Put {SUBJECT_SLOT} where the creator's subject goes.")
+    subject = st.text_input("Preview with the subject", value="a red fox in the snow", key=f"{k}_subject")
+    if SUBJECT_SLOT in pattern:
+        st.caption("Preview: what the studio will put in the prompt box")
+        st.code(fill_pattern(pattern, subject), language=None, wrap_lines=True)
+    else:
+        st.warning(f"The pattern needs a {SUBJECT_SLOT} slot.", icon=":material/warning:")
+    negative = st.text_area("Negative prompt", value=template.negative_prompt if template else "", height=68,
+                            max_chars=settings.prompt_max_chars, key=f"{k}_negative")
+    notes = st.text_input("Style notes (shown to creators)", value=template.style_notes if template else "",
+                          max_chars=500, key=f"{k}_notes")
+    tiers = list(settings.tiers)
+    tier = st.selectbox("Default quality", tiers, format_func=lambda t: settings.tiers[t].label,
+                        index=tiers.index(template.default_tier) if template and template.default_tier in tiers
+                        else tiers.index(settings.default_tier), key=f"{k}_tier")
+    examples = {None: "No example image", **{c.image_id: f"#{c.image_id} · {shorten(c.prompt, 60)}"
+                                            for c in candidates}}
+    current = template.example_image_id if template else None
+    if current is not None and current not in examples:
+        examples[current] = f"#{current} (current)"
+    example = st.selectbox("Example image (one of your own images)", list(examples), format_func=examples.get,
+                           index=list(examples).index(current), key=f"{k}_example")
+    chosen = next((c for c in candidates if c.image_id == example), None)
+    if chosen is not None and chosen.image_key:
+        st.image(studio.store.thumbnail_url(chosen.image_key), width=160,
+                 alt=f"Example image: {shorten(chosen.prompt, 100)}")
+    fields = dict(category_id=category, title=title, prompt_pattern=pattern, negative_prompt=negative,
+                  style_notes=notes, default_tier=tier, example_image_id=example)
+    if template is None:
+        st.button("Create template", type="primary", key=f"{k}_save", icon=":material/add:", on_click=attempt,
+                  args=(catalog.create_template,), kwargs=dict(fields, done="Template created."))
+    else:
+        st.button("Save changes", type="primary", key=f"{k}_save", icon=":material/save:", on_click=attempt,
+                  args=(catalog.update_template, template.id), kwargs=dict(fields, done="Template saved."))
+
+
+def usage_line(usage: TemplateUsage) -> None:
+    rate = f"{usage.success_rate:.0%}" if usage.success_rate is not None else "n/a"
+    cols = st.columns(4)
+    cols[0].metric("Generations", usage.generations)
+    cols[1].metric("Success rate", rate)
+    cols[2].metric("Published", usage.publishes)
+    cols[3].metric("Likes", usage.likes)
+
+
+def templates_tab(categories: list) -> None:
+    if not categories:
+        empty_state("No categories yet", "Create a category first (next tab); templates live in categories.",
+                    icon=":material/category:")
+        return
+    usage = catalog.template_usage(admin)
+    candidates = catalog.example_candidates(admin)
+    with st.expander("New template", icon=":material/add:"):
+        template_editor(None, categories, candidates)
+    names = {None: "All categories", **{c.id: c.name for c in categories}}
+    shown = st.selectbox("Show", list(names), format_func=names.get, key="catalog_show_category")
+    for category in categories:
+        if shown is not None and category.id != shown:
+            continue
+        templates = catalog.templates(category.id, include_inactive=True)
+        st.subheader(category.name + ("" if category.active else " (inactive)"))
+        if not templates:
+            st.caption("No templates in this category yet.")
+        for i, t in enumerate(templates):
+            with st.container(border=True):
+                head, order, toggle = st.columns([6, 2, 2], vertical_alignment="center")
+                with head:
+                    st.markdown(f"**{plain(t.title)}**")
+                    if not t.active:
+                        status_badge("unpublished", "Inactive: hidden from the studio")
+                with order:
+                    order_buttons("tpl", t.id, catalog.move_template, i == 0, i == len(templates) - 1)
+                toggle.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
+                              on_click=attempt, args=(catalog.set_template_active, t.id, not t.active),
+                              use_container_width=True)
+                st.caption(plain(shorten(t.prompt_pattern, 160)))
+                usage_line(usage.get(t.id, TemplateUsage()))
+                with st.expander("Edit", icon=":material/edit:"):
+                    template_editor(t, categories, candidates)
+
+
+# -- categories --------------------------------------------------------------------------------------------------
+def categories_tab(categories: list) -> None:
+    with st.form("category_new", border=True, clear_on_submit=True):
+        st.caption("New category")
+        name = st.text_input("Name", max_chars=80, key="category_new_name")
+        description = st.text_area("Description", max_chars=500, height=68, key="category_new_description")
+        if st.form_submit_button("Create category", icon=":material/add:"):
+            attempt(catalog.create_category, name, description, done="Category created.")
+            st.rerun()
+    if not categories:
+        empty_state("No categories yet", "Create the first one above.", icon=":material/category:")
+    for i, c in enumerate(categories):
+        with st.container(border=True):
+            head, order, toggle = st.columns([6, 2, 2], vertical_alignment="center")
+            with head:
+                st.markdown(f"**{plain(c.name)}**")
+                # a slug is [a-z0-9-] (safe as it is); the description is the admin's own text
+                st.caption(c.slug + (f" · {plain(c.description)}" if c.description else ""))
+                if not c.active:
+                    status_badge("unpublished", "Inactive: hidden from the studio")
+            with order:
+                order_buttons("cat", c.id, catalog.move_category, i == 0, i == len(categories) - 1)
+            toggle.button("Deactivate" if c.active else "Activate", key=f"cat_active_{c.id}", on_click=attempt,
+                          args=(catalog.set_category_active, c.id, not c.active), use_container_width=True)
+            with st.expander("Edit", icon=":material/edit:"):
+                new_name = st.text_input("Name", value=c.name, max_chars=80, key=f"cat_name_{c.id}")
+                new_description = st.text_area("Description", value=c.description, max_chars=500, height=68,
+                                               key=f"cat_description_{c.id}")
+                st.button("Save changes", key=f"cat_save_{c.id}", on_click=attempt,
+                          args=(catalog.update_category, c.id, new_name, new_description),
+                          kwargs={"done": "Category saved."})
+
+
+st.title("Catalog")
+st.caption("Templates give creators a head start: a prompt pattern with a {subject} slot, a negative prompt and "
+           "a default quality. Inactive items are hidden from the studio; images made with them keep their "
+           "recipe.")
+if error := ss.pop("catalog_error", None):
+    st.error(error, icon=":material/error:")
+if done := ss.pop("catalog_done", None):
+    st.success(done, icon=":material/check:")
+try:
+    all_categories = catalog.categories(include_inactive=True)
+    templates_view, categories_view = st.tabs(["Templates", "Categories"])
+    with templates_view:
+        templates_tab(all_categories)
+    with categories_view:
+        categories_tab(all_categories)
+except AccessDenied as exc:
+    error_state(str(exc))

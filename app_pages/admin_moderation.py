@@ -1,0 +1,96 @@
+"""Admin · Moderation: reported posts, worst first, with the reports' reasons and reporters; Hide, Restore,
+Remove or Dismiss, each with a note; and the history of every decision."""
+
+import pandas as pd
+import streamlit as st
+
+from studio_core.services.accounts import AccessDenied
+from studio_core.services.community import REASON_LABELS, CommunityError
+from studio_core.services.moderation import ACTIONS
+from studio_core.ui.cards import load_page, meta_line, pager, picture, status_badge, title_line
+from studio_core.ui.session import get_studio, require_admin
+from studio_core.ui.widgets import empty_state, error_state
+
+admin = require_admin()
+studio = get_studio()
+ss = st.session_state
+ICONS = {"hide": ":material/visibility_off:", "restore": ":material/visibility:", "remove": ":material/delete:",
+         "dismiss": ":material/done_all:"}
+
+
+def act(post_id: int, action: str) -> None:
+    note = ss.get(f"mod_note_{post_id}", "")
+    try:
+        status = studio.moderation.act(admin, post_id, action, note)
+    except (CommunityError, AccessDenied) as exc:
+        ss[f"mod_error_{post_id}"] = str(exc)
+        return
+    ss.pop(f"mod_note_{post_id}", None)
+    ss.mod_done = f"{ACTIONS[action]}: done. The post is now {status}."
+
+
+def queue_item(item) -> None:
+    with st.container(border=True):
+        picture_col, info_col = st.columns([1, 3], gap="medium")
+        with picture_col:
+            picture(studio.moderation.thumbnail_url(item), alt=f"Reported image: {item.title}",
+                    missing="Image deleted by its author")
+        with info_col:
+            title_line(item.title)
+            meta_line(f"by {item.author_name}", item.category_name, f"posted {item.created_at:%d %b %Y}")
+            status_badge(item.status, item.status_label)
+            st.caption(f"{len(item.reports)} open report{'s' if len(item.reports) != 1 else ''}: " + ", ".join(
+                f"{REASON_LABELS[r]} ×{n}" for r, n in item.reason_counts.items()))
+            with st.expander("Reports and prompt"):
+                for report in item.reports:
+                    st.text(f"{report.created_at:%d %b %H:%M} · {report.reporter_name} · "
+                            f"{REASON_LABELS[report.reason]}" + (f"\n{report.details}" if report.details else ""))
+                st.caption("Prompt")
+                st.text(item.prompt)
+            st.text_input("Note (kept in the history)", key=f"mod_note_{item.post_id}", max_chars=1000,
+                          placeholder="Why you decided this")
+            if error := ss.pop(f"mod_error_{item.post_id}", None):
+                st.error(error)
+            for col, action in zip(st.columns(len(ACTIONS)), ACTIONS, strict=True):
+                disabled = (action == "hide" and item.status == "hidden") or (
+                    action == "restore" and item.status in ("visible", "unpublished")) or (
+                    action == "remove" and item.status == "removed")
+                col.button(ACTIONS[action], key=f"mod_{action}_{item.post_id}", icon=ICONS[action],
+                           on_click=act, args=(item.post_id, action), disabled=disabled,
+                           type="primary" if action == "hide" else "secondary", use_container_width=True)
+
+
+st.title("Moderation")
+if done := ss.pop("mod_done", None):
+    st.success(done, icon=":material/gavel:")
+try:
+    open_reports = studio.moderation.open_report_count(admin)
+    queue = studio.moderation.queue(admin)
+except AccessDenied as exc:
+    error_state(str(exc))
+    st.stop()
+
+queue_tab, history_tab = st.tabs([f"Queue ({open_reports})", "History"])
+with queue_tab:
+    if not queue:
+        empty_state("No open reports", "Nothing is waiting for review. Reported posts appear here, the most "
+                    "reported first.", icon=":material/task_alt:")
+    else:
+        st.caption(f"{len(queue)} post{'s' if len(queue) != 1 else ''} to review, most reported first. Hide and "
+                   "Remove take a post out of the feed; Restore brings it back; Dismiss keeps it as it is.")
+        for item in queue:
+            queue_item(item)
+
+with history_tab:
+    page = load_page("mod_history", lambda cursor: studio.moderation.history(admin, cursor), "history")
+    if page.is_empty:
+        empty_state("No decisions yet", "Every moderation action, with its note, is listed here.",
+                    icon=":material/history:")
+    else:
+        # A dataframe shows user text literally (no Markdown), which is what notes and titles need.
+        st.dataframe(pd.DataFrame([{
+            "When": a.created_at.strftime("%Y-%m-%d %H:%M"), "Action": a.label,
+            "Post": a.post_title or "", "Author": a.target_name or "",
+            "By": ("report by " + a.actor_name) if a.action == "auto_hide" else a.actor_name, "Note": a.note,
+        } for a in page.items]), hide_index=True, use_container_width=True)
+        pager("mod_history", page.next_cursor)

@@ -1,0 +1,184 @@
+"""Community: everyone's published images. New, Top (today / this week / this month / all time) and Most
+remixed; category, search, your own posts. Like, report, remix, and each post's page with its recipe."""
+
+import streamlit as st
+
+from studio_core.services.community import (
+    REASON_LABELS,
+    SORTS,
+    WINDOWS,
+    CommunityError,
+    FeedQuery,
+    PostNotFound,
+)
+from studio_core.ui.cards import grid, load_page, meta_line, pager, picture, status_badge, title_line
+from studio_core.ui.generation import recipe_card
+from studio_core.ui.remix import open_in_studio
+from studio_core.ui.session import get_studio, require_user
+from studio_core.ui.widgets import empty_state, error_state, plain
+
+user = require_user()
+studio = get_studio()
+ss = st.session_state
+
+# A link such as ?post=12 (from My Creations, or shared) opens that post once.
+if (wanted := st.query_params.get("post")) and wanted.isdigit() and ss.get("community_link") != wanted:
+    ss.community_link = wanted
+    ss.community_open = int(wanted)
+
+
+def like(post) -> None:
+    try:
+        if post.liked:
+            studio.community.unlike(user.id, post.id)
+        else:
+            studio.community.like(user.id, post.id)
+    except CommunityError as exc:
+        ss.community_notice = str(exc)
+
+
+def ask_to_report(post_id: int) -> None:
+    ss.community_report = post_id
+
+
+def open_post(post_id: int) -> None:
+    ss.community_open = post_id
+
+
+def close_post() -> None:
+    ss.pop("community_open", None)
+    st.query_params.pop("post", None)
+
+
+def remix(post_id: int) -> None:
+    """Script body, not a callback: switching pages ends this run."""
+    try:
+        start = studio.community.start_remix(user.id, post_id)
+    except CommunityError as exc:
+        st.error(str(exc))
+        return
+    open_in_studio(studio, start.recipe, remixed_from_id=start.post.image_id)
+
+
+def actions(post, where: str) -> None:
+    """Like, Remix, Report: the same buttons on a card and in the post's dialog."""
+    like_col, remix_col, report_col = st.columns(3)
+    like_col.button(f"{post.like_count}", key=f"{where}_like_{post.id}", on_click=like, args=(post,),
+                    icon=":material/favorite:" if post.liked else ":material/favorite_border:",
+                    disabled=post.is_mine or not post.is_visible, use_container_width=True,
+                    help="You can't like your own post." if post.is_mine
+                    else ("Unlike" if post.liked else "Like"))
+    if remix_col.button(f"{post.remix_count}", key=f"{where}_remix_{post.id}", icon=":material/autorenew:",
+                        use_container_width=True, disabled=not post.is_visible,
+                        help="Remix: open this recipe in your Studio"):
+        remix(post.id)
+    report_col.button("", key=f"{where}_report_{post.id}", icon=":material/flag:", on_click=ask_to_report,
+                      args=(post.id,), use_container_width=True, disabled=post.is_mine or post.reported,
+                      help="You reported this post." if post.reported else
+                      ("You can't report your own post." if post.is_mine else "Report to the moderators"))
+
+
+def card(post) -> None:
+    picture(studio.community.thumbnail_url(post), alt=f"{post.title} by {post.author_name}")
+    title_line(post.title)
+    meta_line(f"by {post.author_name}", post.category_name)
+    if post.remixed_from is not None and post.remixed_from.post_id is not None:
+        st.caption(plain(post.remixed_from.label))
+    if not post.is_visible:
+        status_badge(post.status, post.status_label)
+    actions(post, "card")
+    st.button("Open", key=f"open_{post.id}", on_click=open_post, args=(post.id,), use_container_width=True,
+              type="tertiary", icon=":material/open_in_full:")
+
+
+@st.dialog("Post", width="large", on_dismiss=close_post)
+def post_dialog(post_id: int) -> None:
+    try:
+        post = studio.community.get_post(user.id, post_id)
+        recipe = studio.community.recipe(user.id, post_id)
+    except PostNotFound as exc:
+        st.warning(str(exc), icon=":material/visibility_off:")
+        return
+    picture_col, info_col = st.columns([3, 2])
+    with picture_col:
+        picture(studio.community.image_url(post), alt=f"{post.title} by {post.author_name}")
+    with info_col:
+        title_line(post.title)
+        meta_line(f"by {post.author_name}", post.category_name, f"{post.created_at:%d %b %Y}",
+                  f"{post.like_count} likes", f"{post.remix_count} remixes")
+        if not post.is_visible:
+            status_badge(post.status, post.status_label)
+        if post.remixed_from is not None:
+            st.caption(plain(post.remixed_from.label))
+        actions(post, "dialog")
+        recipe_card(recipe)
+
+
+@st.dialog("Report this post", on_dismiss=lambda: ss.pop("community_report", None))
+def report_dialog(post_id: int) -> None:
+    st.caption("Moderators review every report. A post reported by several people is hidden until they do.")
+    reason = st.radio("Reason", list(REASON_LABELS), format_func=REASON_LABELS.get, key="report_reason")
+    details = st.text_area("Details", key="report_details", max_chars=1000,
+                           placeholder="What is wrong? (required for “something else”)")
+    send, cancel = st.columns(2)
+    if send.button("Send report", type="primary", key="report_send", use_container_width=True):
+        try:
+            result = studio.community.report(user.id, post_id, reason, details)
+        except CommunityError as exc:
+            st.error(str(exc))
+            return
+        ss.pop("community_report", None)
+        ss.pop("report_details", None)
+        st.toast("Thank you. The moderators will look at it." + (" It is hidden until they do."
+                                                                   if result.hidden_now else ""),
+                 icon=":material/flag:")
+        st.rerun()
+    if cancel.button("Cancel", key="report_cancel", use_container_width=True):
+        ss.pop("community_report", None)
+        st.rerun()
+
+
+# -- the page ----------------------------------------------------------------------------------------------------
+st.title("Community")
+if notice := ss.pop("community_notice", None):
+    st.warning(notice, icon=":material/info:")
+
+sort_col, window_col, search_col = st.columns([2, 2, 3], vertical_alignment="bottom")
+sort = sort_col.segmented_control("Sort", list(SORTS), format_func=SORTS.get, default="new", required=True,
+                                  key="community_sort")
+window = "week"
+if sort == "top":
+    window = window_col.selectbox("Period", list(WINDOWS), format_func=WINDOWS.get, index=1,
+                                  key="community_window")
+text = search_col.text_input("Search", key="community_text", placeholder="titles and prompts", max_chars=200)
+category_col, mine_col = st.columns([2, 5], vertical_alignment="bottom")
+categories = {None: "All categories", **{c.id: c.name for c in studio.catalog.categories(include_inactive=True)}}
+category = category_col.selectbox("Category", list(categories), format_func=categories.get,
+                                  key="community_category")
+mine = mine_col.toggle("Only my posts", key="community_mine",
+                       help="Your own posts, including any hidden or removed by moderators.")
+
+query = FeedQuery(sort=sort or "new", window=window, category_id=category, text=text, mine=mine)
+try:
+    with st.spinner("Loading the feed…"):
+        page = load_page("community", lambda cursor: studio.community.feed(user.id, query, cursor), query)
+except CommunityError as exc:
+    error_state(str(exc))
+    st.stop()
+
+if page.is_empty:
+    if text.strip() or category is not None or mine or sort == "top":
+        empty_state("Nothing here", "No post matches. Try other words, another period or another category.",
+                    icon=":material/search_off:")
+    else:
+        empty_state("No posts yet", "Nobody has shared an image yet. Publish one of yours from My Creations.",
+                    icon=":material/groups:")
+        st.page_link("app_pages/gallery.py", label="Go to My Creations", icon=":material/photo_library:")
+else:
+    grid(page.items, card)
+    pager("community", page.next_cursor)
+
+if ss.get("community_report") is not None:
+    report_dialog(ss.community_report)
+elif ss.get("community_open") is not None:
+    post_dialog(ss.community_open)

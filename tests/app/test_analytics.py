@@ -1,0 +1,162 @@
+"""Admin · Analytics under AppTest (with data, with an empty range, refused for a creator), and the product
+events the existing screens record."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from studio_core.config import load_settings
+from studio_core.db import Database
+from studio_core.models import AnalyticsEvent
+from studio_core.services.accounts import UserView
+from studio_core.services.analytics import AnalyticsService, Event, Period
+from tests.app.conftest import new_app, run, sign_up, texts
+
+PAGE = "app_pages/admin_analytics.py"
+
+
+def _db(app_env) -> Database:
+    return Database(f"sqlite:///{app_env / 'studio.db'}")
+
+
+def _events(app_env) -> list[tuple[str, dict]]:
+    db = _db(app_env)
+    try:
+        with db.read() as s:
+            return [(r.name, r.properties) for r in
+                    s.execute(select(AnalyticsEvent.name, AnalyticsEvent.properties).order_by(AnalyticsEvent.id))]
+    finally:
+        db.dispose()
+
+
+def _admin_on_analytics(app_env):
+    at = run(new_app())
+    sign_up(at, "ada@example.com", "Ada")  # the first account is the admin
+    at.switch_page(PAGE)
+    return run(at)
+
+
+def _metric(at, label_start: str):
+    return next(m for m in at.main.metric if m.label.startswith(label_start))
+
+
+def test_admin_sees_kpis_charts_and_downloads_over_a_seeded_history(app_env):
+    at = run(new_app())
+    sign_up(at, "ada@example.com", "Ada")
+    from studio_core.bootstrap import build_studio
+    from studio_core.services.demo import seed_history
+
+    studio = build_studio(load_settings(data_dir=app_env))
+    try:
+        report = seed_history(studio, 1, rng_seed=3)
+        assert report[-1] == "Ledger invariants: all hold."
+        admin = studio.accounts.by_email("ada@example.com")
+        expected = studio.analytics.dashboard(admin, Period.last(30, studio.analytics.today()))
+    finally:
+        studio.db.dispose()
+
+    at.switch_page(PAGE)
+    run(at)
+    assert at.title[0].value == "Analytics"
+    assert [m.label for m in at.main.metric] == ["Active users", "Generations", "Success rate", "Credits spent",
+                                            "Revenue (USD)"]
+    gens = next(k for k in expected.kpis if k.key == "generations")
+    assert _metric(at, "Generations").value == f"{gens.value:,.0f}"
+    charts = at.get("plotly_chart")
+    downloads = {b.label for b in at.get("download_button")}
+    assert len(charts) >= 10 and downloads == {"Download CSV"}
+    assert len(at.get("download_button")) == len(charts)  # every chart has its data as CSV
+    assert "No activity in this range" not in texts(at)
+
+    at.selectbox(key="analytics_preset").select("Last 12 months")
+    run(at)
+    assert at.segmented_control(key="analytics_granularity").value == "month"
+    assert len(at.get("plotly_chart")) >= 10
+
+
+def test_an_empty_range_shows_an_empty_state(app_env):
+    at = _admin_on_analytics(app_env)
+    at.selectbox(key="analytics_preset").select("Custom range")
+    run(at)
+    long_ago = at.date_input(key="analytics_dates")
+    start = long_ago.value[0] - timedelta(days=400)
+    long_ago.set_value((start, start + timedelta(days=6)))
+    run(at)
+    shown = texts(at)
+    assert "No activity in this range" in shown
+    assert not at.get("plotly_chart")
+    assert _metric(at, "Generations").value == "0" and _metric(at, "Success rate").value == "—"
+    assert not at.error
+
+
+def test_a_fresh_install_shows_per_chart_empty_states(app_env):
+    at = _admin_on_analytics(app_env)  # only the admin's own sign-up happened
+    shown = texts(at)
+    assert _metric(at, "Active users").value == "1"
+    assert "No images were requested in this range." in shown
+    assert "No credit packs were bought in this range." in shown
+    # the admin's own visit and the month's allowance; everything else is an empty state
+    assert [c.key for c in at.get("plotly_chart")] == ["chart_active_users", "chart_credits"]
+
+
+def test_a_creator_cannot_reach_analytics(app_env):
+    run(sign_up(run(new_app()), "ada@example.com", "Ada"))
+    at = run(new_app())
+    sign_up(at, "grace@example.com", "Grace")
+    with pytest.raises(ValueError, match="Known pages") as refused:
+        at.switch_page(PAGE)
+    assert "admin_analytics.py" not in str(refused.value).split("Known pages:")[1]
+    studio_db = _db(app_env)
+    try:
+        creator = UserView(id=2, email="grace@example.com", display_name="Grace", role="creator",
+                           referral_code="-", created_at=studio_db_now())
+        from studio_core.services.accounts import AccessDenied
+
+        with pytest.raises(AccessDenied):
+            AnalyticsService(studio_db, load_settings(data_dir=app_env)).dashboard(
+                creator, Period.last(7, studio_db_now().date()))
+    finally:
+        studio_db.dispose()
+
+
+def studio_db_now():
+    from studio_core.models import utcnow
+
+    return utcnow()
+
+
+def test_screens_record_sign_up_page_views_and_the_studio_flow(app_env):
+    at = run(new_app())
+    sign_up(at, "ada@example.com", "Ada")
+    at.text_area(key="studio_prompt").input("a lighthouse on a cliff")
+    at.button(key="studio_enhance").click()
+    run(at)
+    at.button(key="tier_premium2").click()
+    run(at)
+    at.button(key="studio_generate").click()
+    run(at)
+    at.button(key="studio_confirm").click()
+    run(at)
+    run(at)  # reruns of the same page are not new page views
+
+    deadline = time.monotonic() + 30  # the worker records the outcome when the image is done
+    while Event.GENERATION_SUCCEEDED not in [n for n, _ in _events(app_env)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    events = _events(app_env)
+    names = [n for n, _ in events if not n.startswith("active_")]
+    assert names[:2] == [Event.SIGN_UP, Event.PAGE_VIEW]
+    assert names.count(Event.PAGE_VIEW) == 1
+    for name in (Event.ENHANCE_REQUESTED, Event.TIER_SELECTED, Event.GENERATE_CONFIRMED, Event.ENHANCE_ACCEPTED,
+                 Event.GENERATION_SUCCEEDED):
+        assert names.count(name) == 1, (name, names)
+    props = dict(events)
+    assert props[Event.TIER_SELECTED] == {"tier": "premium2", "previous": "standard"}
+    assert props[Event.GENERATE_CONFIRMED]["tier"] == "premium2" and props[Event.GENERATE_CONFIRMED]["enhanced"]
+    assert props[Event.GENERATION_SUCCEEDED]["latency_s"] >= 0
+    assert props[Event.GENERATION_SUCCEEDED]["provider"] == "local"
+    markers = [n for n, _ in events if n.startswith("active_")]
+    assert sorted(markers) == ["active_day", "active_month", "active_week"]  # once each, however many events
