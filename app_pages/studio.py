@@ -14,6 +14,7 @@ from studio_core.services.generation import (
 )
 from studio_core.services.ledger import IdempotencyConflict
 from studio_core.ui.generation import job_image, job_progress, provider_label, recipe_card, tier_cards
+from studio_core.ui.remix import remix_banner
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
 from studio_core.ui.widgets import empty_state
@@ -29,6 +30,7 @@ ss.setdefault("studio_tier", settings.default_tier)
 ss.setdefault("studio_seed_fixed", False)
 ss.setdefault("studio_seed", 42)
 ss.setdefault("studio_template", None)
+ss.setdefault("studio_remixed_from", None)  # the source image of a remix (see studio_core/ui/remix.py)
 
 
 # -- callbacks (run before the next script run, so they may set widget values) -----------------------------
@@ -40,6 +42,7 @@ def use_template(template) -> None:
     ss.studio_prompt = template.fill(subject)
     ss.studio_negative = template.negative_prompt
     ss.studio_template = template.id
+    ss.studio_remixed_from = None  # a template starts a new image, not a remix
     if template.default_tier in settings.tiers:
         ss.studio_tier = template.default_tier
     ss.pop("studio_enh", None)
@@ -53,6 +56,7 @@ def load_recipe(job, *, same_seed: bool) -> None:
     ss.studio_seed_fixed = same_seed
     ss.studio_seed = job.seed
     ss.studio_template = job.template_id
+    ss.studio_remixed_from = job.remixed_from_id
     ss.pop("studio_enh", None)
     if job.enhanced_prompt:
         ss.studio_enh_text = job.enhanced_prompt
@@ -65,7 +69,8 @@ def current_request() -> GenerateRequest:
     return GenerateRequest(
         prompt=ss.studio_prompt, tier=ss.studio_tier, negative_prompt=ss.studio_negative,
         enhanced_prompt=ss.get("studio_enh_text") if use_enhanced else None, aspect_ratio=ss.studio_aspect,
-        seed=int(ss.studio_seed) if ss.studio_seed_fixed else None, template_id=ss.studio_template)
+        seed=int(ss.studio_seed) if ss.studio_seed_fixed else None, template_id=ss.studio_template,
+        remixed_from_id=ss.studio_remixed_from)
 
 
 def ask_to_generate(request: GenerateRequest | None = None) -> None:
@@ -128,6 +133,7 @@ create, output = st.columns([3, 2], gap="large")
 
 # -- the prompt -----------------------------------------------------------------------------------------------
 with create:
+    remix_banner(studio, user.id)
     if notice := ss.pop("studio_notice", None):
         st.warning(notice, icon=":material/info:")
     with st.expander("Start from a template", icon=":material/auto_awesome:",

@@ -19,13 +19,28 @@ def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page
     return st.Page(str(PAGES_DIR / file), title=title, icon=icon, default=default)
 
 
+def _moderation_title(user: UserView) -> str:
+    """"Moderation (3)": open reports at a glance (one indexed count per run, admins only)."""
+    from studio_core.ui.session import get_studio
+
+    try:
+        waiting = get_studio().moderation.open_report_count(user)
+    except Exception:  # noqa: BLE001 - a title must never break the navigation
+        return "Moderation"
+    return f"Moderation ({waiting})" if waiting else "Moderation"
+
+
 def pages_for(user: UserView) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {
         "Create": [_page("studio.py", "Studio", ":material/palette:", default=True),
                    _page("prompt_lab.py", "Prompt Lab", ":material/science:"),
+                   _page("gallery.py", "My Creations", ":material/photo_library:"),
+                   _page("community.py", "Community", ":material/groups:"),
                    _page("account.py", "Account", ":material/person:")],
     }
     if user.is_admin:
-        sections["Admin"] = [_page("admin_users.py", "Users", ":material/group:"),
+        sections["Admin"] = [_page("admin_moderation.py", _moderation_title(user), ":material/gavel:"),
+                             _page("admin_catalog.py", "Catalog", ":material/category:"),
+                             _page("admin_users.py", "Users", ":material/group:"),
                              _page("admin_analytics.py", "Analytics", ":material/monitoring:")]
     return sections
