@@ -127,8 +127,11 @@ class JobView:
 
     @property
     def aspect_ratio(self) -> str:
-        g = math.gcd(self.width, self.height)
-        return f"{self.width // g}:{self.height // g}"
+        """The named ratio closest to the stored size (sizes are rounded to multiples of 64, so 16:9 is stored
+        as 1344x768, whose reduced ratio would read 7:4)."""
+        shape = self.width / self.height
+        return min(ASPECT_RATIOS, key=lambda name: abs(math.log(shape * ASPECT_RATIOS[name][1]
+                                                                / ASPECT_RATIOS[name][0])))
 
     @property
     def seconds_taken(self) -> float | None:

@@ -318,3 +318,10 @@ def test_a_live_lease_is_respected(world):
     assert other_process.unfinished_jobs() == []
     world.service.run_job(job.id)
     assert world.service.get(world.user.id, job.id).status == "succeeded"
+
+
+@pytest.mark.parametrize("ratio", ["1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16"])
+def test_every_aspect_ratio_round_trips_through_a_retry(world, ratio):
+    job = world.service.submit(world.user.id, req(aspect_ratio=ratio, seed=3), new_request_key())
+    assert job.aspect_ratio == ratio
+    assert job.as_request().aspect_ratio == ratio
