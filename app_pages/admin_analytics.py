@@ -217,7 +217,8 @@ def failure_chart() -> None:
 
 def errors_chart() -> None:
     chart("error_codes", "Top error codes", board.error_codes,
-          lambda df: px.bar(df, x="failures", y="error_code", orientation="h").update_yaxes(autorange="reversed"),
+          lambda df: px.bar(df, x="failures", y="error_code", orientation="h")
+          .update_yaxes(categoryorder="total ascending"),  # the most frequent on top
           empty="No failures in this range.", x_label="Failures", y_label="Error code")
 
 
@@ -279,7 +280,7 @@ def template_chart() -> None:
                                  category=lambda d: d["category"].map(_safe))
         fig = px.bar(top, x="uses", y="template", color="category", orientation="h",
                      hover_data=["success_rate", "publishes", "likes", "remixes"])
-        return fig.update_yaxes(autorange="reversed")
+        return fig.update_yaxes(categoryorder="total ascending")  # the most used on top, whatever its category
 
     chart("templates", "Most used templates", board.templates, draw, empty="No template was used in this range.",
           x_label="Generations", y_label="Template")

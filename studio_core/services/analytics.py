@@ -823,8 +823,9 @@ def _assemble(p: Period, raw: dict[str, list[Any]], currency: str) -> Dashboard:
     def spent(f: dict[str, int]) -> int:
         return f["spent"] - f["refunded"]
 
-    def series(values: Iterable[float]) -> tuple[float, ...]:
-        return tuple(float(v or 0) for v in values)
+    def series(values: Iterable[float | None]) -> tuple[float, ...]:
+        # a bucket without a rate (nothing finished) is left out rather than drawn as zero
+        return tuple(float(v) for v in values if v is not None)
 
     kpis = (
         Kpi("active_users", "Active users", active_cur, active_prev,

@@ -67,15 +67,14 @@ def test_admin_sees_kpis_charts_and_downloads_over_a_seeded_history(app_env):
     gens = next(k for k in expected.kpis if k.key == "generations")
     assert _metric(at, "Generations").value == f"{gens.value:,.0f}"
     charts = at.get("plotly_chart")
-    downloads = {b.label for b in at.get("download_button")}
-    assert len(charts) >= 10 and downloads == {"Download CSV"}
-    assert len(at.get("download_button")) == len(charts)  # every chart has its data as CSV
+    assert {b.label for b in at.get("download_button")} == {"Download CSV"}
+    assert len(at.get("download_button")) == len(charts) >= 8  # every chart has its data as CSV
     assert "No activity in this range" not in texts(at)
 
     at.selectbox(key="analytics_preset").select("Last 12 months")
     run(at)
     assert at.segmented_control(key="analytics_granularity").value == "month"
-    assert len(at.get("plotly_chart")) >= 10
+    assert len(at.get("plotly_chart")) == 13  # a whole year: every chart has something to draw
 
 
 def test_an_empty_range_shows_an_empty_state(app_env):
