@@ -35,7 +35,23 @@ class Studio:
     # -- services ----------------------------------------------------------------------------------------
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(self.db, self.settings)
+        service = AccountService(self.db, self.settings)
+        # a new account gets its credit account's first allowance, then any referral bonus
+        service.after_signup += [self.ledger.on_signup, self.referrals.on_signup]
+        return service
+
+    @cached_property
+    def referrals(self):
+        from studio_core.services.referrals import ReferralService
+
+        # the referrer is rewarded when the referred user's first generation succeeds (hook below)
+        return ReferralService(self.db, self.settings, self.ledger, reward_referrer_at_signup=False)
+
+    @cached_property
+    def wallet(self):
+        from studio_core.services.wallet import WalletService
+
+        return WalletService(self.db, self.settings, self.ledger, self.payments)
 
     @cached_property
     def catalog(self):
@@ -82,7 +98,8 @@ class Studio:
         # analytics: generation succeeded / failed events, recorded by the worker (never by Streamlit)
         service.on_succeeded = service.on_failed = self.analytics.track_generation
         # community: a finished remix is linked to its source and counted on the source post
-        service.on_succeeded = _each(service.on_succeeded, self.community.on_generation_succeeded)
+        service.on_succeeded = _each(service.on_succeeded, self.community.on_generation_succeeded,
+                                     lambda job: self.referrals.on_first_generation_succeeded(job.owner_id))
         return service
 
     @cached_property
