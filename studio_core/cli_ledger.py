@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction, load_studio: Callable[[], S
     p.set_defaults(func=lambda args: reconcile(load_studio(), user_id=args.user))
 
     p = subparsers.add_parser(
-        "sweep", help="expire stale credit holds and renew monthly allowances",
-        description="Expire every pending credit hold whose time is up (its credits are released, never "
+        "sweep", help="finish abandoned jobs, expire stale credit holds and renew monthly allowances",
+        description="Finish generation jobs whose worker died (polling the provider again; a job that never "
+                    "reached the provider is voided, not charged), expire every pending credit hold whose time is up (its credits are released, never "
                     "charged), then, for each account active in the last --active-days days whose allowance "
                     "is from an earlier month, expire the unused allowance and grant this month's. Safe to "
                     "run at any time and from several machines: each change happens at most once. Run it "
@@ -62,6 +63,11 @@ def reconcile(studio: Studio, *, user_id: int | None = None) -> int:
 def sweep(studio: Studio, *, active_days: int = 35, then_reconcile: bool = False) -> int:
     if active_days < 1:
         raise SystemExit("sweep: --active-days must be at least 1")
+    # Generation jobs whose worker died (lease lapsed): finish the ones that reached the provider (polled here,
+    # never resubmitted), void the rest. Runs before the hold sweep, so a resumed job can still be charged.
+    resumed, voided = studio.generation.resume_unfinished(studio.generation.run_job)
+    print(f"Generation jobs: resumed {resumed} abandoned job{'s' if resumed != 1 else ''}, voided {voided} that "
+          "never reached the provider.")
     report = studio.ledger.sweep(active_within_days=active_days)
     print(f"Expired {report.expired_holds} stale hold{'s' if report.expired_holds != 1 else ''}; renewed the "
           f"allowance of {report.allowances_renewed} active account{'s' if report.allowances_renewed != 1 else ''}.")

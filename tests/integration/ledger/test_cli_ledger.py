@@ -10,13 +10,14 @@ from sqlalchemy import text
 
 from studio_core import cli_ledger
 from studio_core.bootstrap import Studio
+from studio_core.config import resolve_providers
 
 from .conftest import make_user
 
 
 @pytest.fixture
 def studio(database, settings, ledger) -> Studio:
-    studio = Studio(settings=settings, db=database)
+    studio = Studio(settings=settings, db=database, providers=resolve_providers(settings))
     studio.__dict__["ledger"] = ledger  # the fixture's ledger, with the test's clock
     return studio
 
@@ -61,6 +62,7 @@ def test_sweep_expires_holds_and_renews_allowances(studio, ledger, database, clo
     assert run(studio, "sweep", "--reconcile") == 0
     out = capsys.readouterr().out
     assert "Expired 1 stale hold; renewed the allowance of 1 active account." in out
+    assert "Generation jobs: resumed 0 abandoned jobs, voided 0" in out
     assert "All 10 invariants hold" in out
     assert run(studio, "sweep") == 0
     assert "Expired 0 stale holds; renewed the allowance of 0 active accounts." in capsys.readouterr().out
@@ -72,6 +74,29 @@ def test_help_explains_the_command(studio, command, capsys):
     with pytest.raises(SystemExit) as exit_:
         run(studio, command, "--help")
     assert exit_.value.code == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # argparse re-wraps the description
     assert "Safe to run at any time" in out or "Read-only" in out
     assert len(out) > 400
+
+
+def test_sweep_voids_a_job_whose_worker_died_before_reaching_the_provider(studio, ledger, database, capsys):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from studio_core.models import GeneratedImage, utcnow
+    from studio_core.services.generation import GenerateRequest
+
+    user = make_user(database)
+    ledger.ensure_monthly_allowance(user)
+    before = ledger.balance(user).available
+    studio.generation.dispatch = None  # no worker pool: the job stays queued, as if its process died
+    job = studio.generation.submit(user, GenerateRequest(prompt="a kite", tier="standard"), "req-sweep-test-1")
+    with database.write() as s:  # what a killed app process leaves behind
+        s.execute(update(GeneratedImage).where(GeneratedImage.id == job.id).values(
+            lease_owner="dead", lease_expires_at=utcnow() - timedelta(seconds=5)))
+    assert ledger.balance(user).available == before - 1
+    assert run(studio, "sweep", "--reconcile") == 0
+    assert "voided 1 that never reached the provider" in capsys.readouterr().out
+    assert studio.generation.get(user, job.id).status == "failed"
+    assert ledger.balance(user).available == before
