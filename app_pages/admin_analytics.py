@@ -331,7 +331,8 @@ def moderation_chart() -> None:
         return px.line(long, x="bucket", y="hours", color="percentile", markers=True, hover_data=["resolved"])
 
     chart("moderation", "Time from report to moderation action", board.moderation, draw,
-          empty=caption or "No report was resolved in this range.", x_label=f"{GRANULARITY_LABELS[granularity]} "
+          empty=f"No report was resolved in this range. {caption or ''}".strip(),
+          x_label=f"{GRANULARITY_LABELS[granularity]} "
           "reported", y_label="Hours", caption=caption)
 
 
