@@ -42,37 +42,44 @@ def template_editor(template, categories: list, candidates: list) -> None:
     k = f"tpl_{template.id if template else 'new'}"
     category_ids = [c.id for c in categories]
     names = {c.id: c.name + ("" if c.active else " (inactive)") for c in categories}
-    category = st.selectbox("Category", category_ids, format_func=names.get, key=f"{k}_category",
-                            index=category_ids.index(template.category_id) if template else 0)
-    title = st.text_input("Title", value=template.title if template else "", max_chars=120, key=f"{k}_title")
-    pattern = st.text_area("Prompt pattern", value=template.prompt_pattern if template else "a {subject}, ",
-                           height=90, max_chars=settings.prompt_max_chars, key=f"{k}_pattern",
-                           help=f"Put {SUBJECT_SLOT} where the creator's subject goes.")
-    subject = st.text_input("Preview with the subject", value="a red fox in the snow", key=f"{k}_subject")
-    if SUBJECT_SLOT in pattern:
-        st.caption("Preview: what the studio will put in the prompt box")
-        st.code(fill_pattern(pattern, subject), language=None, wrap_lines=True)
-    else:
-        st.warning(f"The pattern needs a {SUBJECT_SLOT} slot.", icon=":material/warning:")
-    negative = st.text_area("Negative prompt", value=template.negative_prompt if template else "", height=68,
-                            max_chars=settings.prompt_max_chars, key=f"{k}_negative")
-    notes = st.text_input("Style notes (shown to creators)", value=template.style_notes if template else "",
-                          max_chars=500, key=f"{k}_notes")
-    tiers = list(settings.tiers)
-    tier = st.selectbox("Default quality", tiers, format_func=lambda t: settings.tiers[t].label,
-                        index=tiers.index(template.default_tier) if template and template.default_tier in tiers
-                        else tiers.index(settings.default_tier), key=f"{k}_tier")
-    examples = {None: "No example image", **{c.image_id: f"#{c.image_id} · {shorten(c.prompt, 60)}"
-                                            for c in candidates}}
-    current = template.example_image_id if template else None
-    if current is not None and current not in examples:
-        examples[current] = f"#{current} (current)"
-    example = st.selectbox("Example image (one of your own images)", list(examples), format_func=examples.get,
-                           index=list(examples).index(current), key=f"{k}_example")
-    chosen = next((c for c in candidates if c.image_id == example), None)
-    if chosen is not None and chosen.image_key:
-        st.image(studio.store.thumbnail_url(chosen.image_key), width=160,
-                 alt=f"Example image: {shorten(chosen.prompt, 100)}")
+    left, right = st.columns(2, gap="large")
+    with left:
+        category = st.selectbox("Category", category_ids, format_func=names.get, key=f"{k}_category",
+                                index=category_ids.index(template.category_id) if template else 0)
+        title = st.text_input("Title", value=template.title if template else "", max_chars=120,
+                              key=f"{k}_title")
+        pattern = st.text_area("Prompt pattern", value=template.prompt_pattern if template else "", height=90,
+                               max_chars=settings.prompt_max_chars, key=f"{k}_pattern",
+                               placeholder="watercolour illustration of {subject}, soft paper texture",
+                               help=f"Put {SUBJECT_SLOT} where the creator's subject goes.")
+        subject = st.text_input("Preview with the subject", value="a red fox in the snow", key=f"{k}_subject")
+        if not pattern.strip():
+            st.caption(f"Write the pattern above, with {SUBJECT_SLOT} where the subject goes, to see a preview.")
+        elif SUBJECT_SLOT in pattern:
+            st.caption("Preview: what the studio will put in the prompt box")
+            st.code(fill_pattern(pattern, subject), language=None, wrap_lines=True)
+        else:
+            st.warning(f"The pattern needs a {SUBJECT_SLOT} slot.", icon=":material/warning:")
+    with right:
+        negative = st.text_area("Negative prompt", value=template.negative_prompt if template else "",
+                                height=68, max_chars=settings.prompt_max_chars, key=f"{k}_negative")
+        notes = st.text_input("Style notes (shown to creators)", value=template.style_notes if template else "",
+                              max_chars=500, key=f"{k}_notes")
+        tiers = list(settings.tiers)
+        tier = st.selectbox("Default quality", tiers, format_func=lambda t: settings.tiers[t].label,
+                            index=tiers.index(template.default_tier) if template and template.default_tier in tiers
+                            else tiers.index(settings.default_tier), key=f"{k}_tier")
+        examples = {None: "No example image", **{c.image_id: f"#{c.image_id} · {shorten(c.prompt, 60)}"
+                                                for c in candidates}}
+        current = template.example_image_id if template else None
+        if current is not None and current not in examples:
+            examples[current] = f"#{current} (current)"
+        example = st.selectbox("Example image (one of your own images)", list(examples),
+                               format_func=examples.get, index=list(examples).index(current), key=f"{k}_example")
+        chosen = next((c for c in candidates if c.image_id == example), None)
+        if chosen is not None and chosen.image_key:
+            st.image(studio.store.thumbnail_url(chosen.image_key), width=160,
+                     alt=f"Example image: {shorten(chosen.prompt, 100)}")
     fields = dict(category_id=category, title=title, prompt_pattern=pattern, negative_prompt=negative,
                   style_notes=notes, default_tier=tier, example_image_id=example)
     if template is None:

@@ -41,7 +41,7 @@ def queue_item(item) -> None:
             status_badge(item.status, item.status_label)
             st.caption(f"{len(item.reports)} open report{'s' if len(item.reports) != 1 else ''}: " + ", ".join(
                 f"{REASON_LABELS[r]} ×{n}" for r, n in item.reason_counts.items()))
-            with st.expander("Reports and prompt"):
+            with st.expander("Reports and prompt", expanded=len(item.reports) <= 3):
                 for report in item.reports:
                     st.text(f"{report.created_at:%d %b %H:%M} · {report.reporter_name} · "
                             f"{REASON_LABELS[report.reason]}" + (f"\n{report.details}" if report.details else ""))

@@ -61,21 +61,26 @@ def remix(post_id: int) -> None:
 
 
 def actions(post, where: str) -> None:
-    """Like, Remix, Report: the same buttons on a card and in the post's dialog."""
-    like_col, remix_col, report_col = st.columns(3)
-    like_col.button(f"{post.like_count}", key=f"{where}_like_{post.id}", on_click=like, args=(post,),
-                    icon=":material/favorite:" if post.liked else ":material/favorite_border:",
-                    disabled=post.is_mine or not post.is_visible, use_container_width=True,
-                    help="You can't like your own post." if post.is_mine
-                    else ("Unlike" if post.liked else "Like"))
-    if remix_col.button(f"{post.remix_count}", key=f"{where}_remix_{post.id}", icon=":material/autorenew:",
-                        use_container_width=True, disabled=not post.is_visible,
-                        help="Remix: open this recipe in your Studio"):
-        remix(post.id)
-    report_col.button("", key=f"{where}_report_{post.id}", icon=":material/flag:", on_click=ask_to_report,
-                      args=(post.id,), use_container_width=True, disabled=post.is_mine or post.reported,
-                      help="You reported this post." if post.reported else
-                      ("You can't report your own post." if post.is_mine else "Report to the moderators"))
+    """Like, Remix, (View,) Report: the same buttons on a card and in the post's dialog. They keep their
+    natural width and wrap onto a second line in a narrow card rather than being cut off."""
+    with st.container(horizontal=True, gap="small"):
+        st.button(f"{'Liked' if post.liked else 'Like'} · {post.like_count}", key=f"{where}_like_{post.id}",
+                  on_click=like, args=(post,),
+                  icon=":material/favorite:" if post.liked else ":material/favorite_border:",
+                  disabled=post.is_mine or not post.is_visible, type="primary" if post.liked else "secondary",
+                  help="You can't like your own post." if post.is_mine
+                  else ("Click to unlike" if post.liked else "Like this post"))
+        if st.button(f"Remix · {post.remix_count}", key=f"{where}_remix_{post.id}", icon=":material/autorenew:",
+                     disabled=not post.is_visible, help="Open this recipe in your Studio to make your own version"):
+            remix(post.id)
+        if where == "card":
+            st.button("View", key=f"open_{post.id}", on_click=open_post, args=(post.id,),
+                      icon=":material/open_in_full:", help="The full image and its recipe")
+        st.button("Reported" if post.reported else "Report", key=f"{where}_report_{post.id}",
+                  icon=":material/flag:", on_click=ask_to_report, args=(post.id,),
+                  disabled=post.is_mine or post.reported or not post.is_visible,
+                  help="You reported this post." if post.reported else
+                  ("You can't report your own post." if post.is_mine else "Report it to the moderators"))
 
 
 def card(post) -> None:
@@ -87,8 +92,6 @@ def card(post) -> None:
     if not post.is_visible:
         status_badge(post.status, post.status_label)
     actions(post, "card")
-    st.button("Open", key=f"open_{post.id}", on_click=open_post, args=(post.id,), use_container_width=True,
-              type="tertiary", icon=":material/open_in_full:")
 
 
 @st.dialog("Post", width="large", on_dismiss=close_post)

@@ -114,22 +114,20 @@ def detail(image_id: int) -> None:
                              query_params={"post": str(origin.post_id)})
             else:
                 st.caption(plain(origin.label))
-        actions = st.columns(3)
-        if job.status == "succeeded":
-            try:
-                data = studio.gallery.image_bytes(user.id, job.id)
-            except Exception:  # noqa: BLE001 - a missing file must not break the page
-                data = None
-            actions[0].download_button("Download", data=data or b"", disabled=data is None,
-                                       file_name=f"studio-{job.id}-seed{job.seed}.png", mime="image/png",
-                                       icon=":material/download:", key="gallery_download",
-                                       use_container_width=True)
-        if actions[1].button("Remix", key="gallery_remix", icon=":material/autorenew:", use_container_width=True,
-                             help="Open this recipe in the Studio, seed included, to make a variation."):
-            open_in_studio(studio, job, remixed_from_id=job.id)
-        if not job.is_active and actions[2].button("Delete", key="gallery_delete_open", icon=":material/delete:",
-                                                   use_container_width=True):
-            ss.gallery_delete = job.id
+        with st.container(horizontal=True, gap="small"):  # natural widths, wrapping when narrow
+            if job.status == "succeeded":
+                try:
+                    data = studio.gallery.image_bytes(user.id, job.id)
+                except Exception:  # noqa: BLE001 - a missing file must not break the page
+                    data = None
+                st.download_button("Download", data=data or b"", disabled=data is None,
+                                   file_name=f"studio-{job.id}-seed{job.seed}.png", mime="image/png",
+                                   icon=":material/download:", key="gallery_download")
+            if st.button("Remix", key="gallery_remix", icon=":material/autorenew:",
+                         help="Open this recipe in the Studio, seed included, to make a variation."):
+                open_in_studio(studio, job, remixed_from_id=job.id)
+            if not job.is_active and st.button("Delete", key="gallery_delete_open", icon=":material/delete:"):
+                ss.gallery_delete = job.id
         recipe_card(job)
         if job.status == "succeeded":
             with st.container(border=True):
@@ -154,7 +152,7 @@ def card(item) -> None:
               not job.is_active else None)
     if item.post is not None and item.post.status != "unpublished":
         status_badge(item.post.status, item.post.status_label)
-    st.button("Open", key=f"gallery_open_{job.id}", on_click=open_image, args=(job.id,), use_container_width=True)
+    st.button("View", key=f"gallery_open_{job.id}", on_click=open_image, args=(job.id,), use_container_width=True)
 
 
 def filters() -> GalleryFilter:

@@ -34,10 +34,10 @@ def test_like_report_and_remix_someone_elses_post(app_env):
 
     at.button(key=f"card_like_{post_id}").click()
     run(at)
-    assert at.button(key=f"card_like_{post_id}").label == "1"
+    assert at.button(key=f"card_like_{post_id}").label == "Liked · 1"
     at.button(key=f"card_like_{post_id}").click()  # unlike
     run(at)
-    assert at.button(key=f"card_like_{post_id}").label == "0"
+    assert at.button(key=f"card_like_{post_id}").label == "Like · 0"
 
     at.button(key=f"card_report_{post_id}").click()
     run(at)
@@ -48,7 +48,8 @@ def test_like_report_and_remix_someone_elses_post(app_env):
     at.text_area(key="report_details").input("This is my photo")
     at.button(key="report_send").click()
     run(at)
-    assert at.button(key=f"card_report_{post_id}").disabled  # once per user and post
+    reported = at.button(key=f"card_report_{post_id}")
+    assert reported.disabled and reported.label == "Reported"  # once per user and post
     assert c.open_reports(studio) == 1
 
     at.button(key=f"card_remix_{post_id}").click()
