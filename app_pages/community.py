@@ -11,11 +11,20 @@ from studio_core.services.community import (
     FeedQuery,
     PostNotFound,
 )
-from studio_core.ui.cards import grid, load_page, meta_line, pager, picture, status_badge, title_line
+from studio_core.ui.cards import (
+    grid,
+    load_page,
+    meta_line,
+    pager,
+    picture,
+    remix_link,
+    status_badge,
+    title_line,
+)
 from studio_core.ui.generation import recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
-from studio_core.ui.widgets import empty_state, error_state, plain
+from studio_core.ui.widgets import empty_state, error_state
 
 user = require_user()
 studio = get_studio()
@@ -47,6 +56,7 @@ def open_post(post_id: int) -> None:
 
 def close_post() -> None:
     ss.pop("community_open", None)
+    ss.pop("community_link", None)  # the same link may be followed again later
     st.query_params.pop("post", None)
 
 
@@ -88,7 +98,7 @@ def card(post) -> None:
     title_line(post.title)
     meta_line(f"by {post.author_name}", post.category_name)
     if post.remixed_from is not None and post.remixed_from.post_id is not None:
-        st.caption(plain(post.remixed_from.label))
+        remix_link(post.remixed_from)
     if not post.is_visible:
         status_badge(post.status, post.status_label)
     actions(post, "card")
@@ -111,8 +121,7 @@ def post_dialog(post_id: int) -> None:
                   f"{post.like_count} likes", f"{post.remix_count} remixes")
         if not post.is_visible:
             status_badge(post.status, post.status_label)
-        if post.remixed_from is not None:
-            st.caption(plain(post.remixed_from.label))
+        remix_link(post.remixed_from)
         actions(post, "dialog")
         recipe_card(recipe)
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from studio_core.services.community import CommunityError
 from studio_core.services.gallery import SORTS, STATUS_FILTERS, GalleryError, GalleryFilter, ImageNotFound
-from studio_core.ui.cards import grid, load_page, meta_line, pager, picture, shorten, status_badge
+from studio_core.ui.cards import grid, load_page, meta_line, pager, picture, remix_link, shorten, status_badge
 from studio_core.ui.generation import STATUS_LABEL, job_image, recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
@@ -107,13 +107,7 @@ def detail(image_id: int) -> None:
         st.caption("Prompt")
         st.text(job.final_prompt)
     with info_col:
-        if item.remixed_from is not None:
-            origin = item.remixed_from
-            if origin.post_id is not None:
-                st.page_link("app_pages/community.py", label=plain(origin.label), icon=":material/autorenew:",
-                             query_params={"post": str(origin.post_id)})
-            else:
-                st.caption(plain(origin.label))
+        remix_link(item.remixed_from)
         with st.container(horizontal=True, gap="small"):  # natural widths, wrapping when narrow
             if job.status == "succeeded":
                 try:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 
 import streamlit as st
 
+from studio_core.services.community import RemixOrigin
 from studio_core.services.paging import BadCursor
 from studio_core.ui.widgets import plain
 
@@ -86,3 +87,14 @@ def title_line(title: str) -> None:
 
 def meta_line(*parts: str | None) -> None:
     st.caption(" · ".join(plain(p) for p in parts if p))
+
+
+def remix_link(origin: RemixOrigin | None) -> None:
+    """"Remixed from “Title” by Ada": a link to the source post when the viewer may open it, else plain text."""
+    if origin is None:
+        return
+    if origin.post_id is not None:
+        st.page_link("app_pages/community.py", label=plain(origin.label), icon=":material/autorenew:",
+                     query_params={"post": str(origin.post_id)})
+    else:
+        st.caption(plain(origin.label))

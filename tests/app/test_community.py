@@ -84,3 +84,22 @@ def test_a_post_link_opens_its_page_with_the_recipe(app_env):
     shown = texts(at)
     assert "Prompt used" in shown and "paper lanterns over a river" in shown and "Seed" in shown
     assert at.button(key=f"dialog_like_{post_id}") is not None
+
+
+def test_a_published_remix_links_to_its_source_and_counts_on_it(app_env):
+    at = _community()
+    studio = c.backend()
+    ada = c.user(studio, "ada@example.com", "Ada")
+    bob = studio.accounts.by_email("bob@example.com")
+    source = c.published(studio, ada, "Harbour at dusk")
+    source_image = studio.community.get_post(bob.id, source).image_id
+    studio.community.start_remix(bob.id, source)
+    remix = c.image(studio, bob, "harbour at dawn instead", remixed_from=source_image)
+    remix_post = studio.community.publish(bob.id, remix.id, "Harbour at dawn").id
+    run(at)
+    assert at.button(key=f"card_remix_{source}").label == "Remix · 1"
+    # the label is Markdown-escaped (a title is user text); the link opens the source post
+    links = {link.label.replace("\\", ""): link.proto for link in at.page_link}
+    link = links["Remixed from “Harbour at dusk” by Ada"]
+    assert link.page.endswith("community") and f"post={source}" in link.query_string
+    assert remix_post != source
