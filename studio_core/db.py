@@ -8,11 +8,12 @@ PostgreSQL runs through psycopg 3 under READ COMMITTED; its conditional UPDATEs 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,8 +86,9 @@ class Database:
         self.engine = create_db_engine(self.url, echo=echo)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(self.engine.execution_options(**{_WRITE_OPTION: True}),
-                                   expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -101,10 +103,23 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: committed when the block ends, rolled back on any exception."""
-        with self._write() as session, session.begin():
+        with self._writer_turn(), self._write() as session, session.begin():
             yield session
 
-    def serialize(self, session: Session, name: str) -> None:
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a bare Core connection (no ORM Session), for hot paths such as the ledger's
+        holds: same BEGIN IMMEDIATE on SQLite, roughly 50 µs less per statement."""
+        with self._writer_turn(), self._write_engine.begin() as conn:
+            yield conn
+
+    def _writer_turn(self):
+        """SQLite admits one writer at a time. Threads of this process queue on a lock for their turn instead
+        of in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and so wastes most of the
+        time under contention; other processes still wait through the busy timeout."""
+        return self._write_lock if self._write_lock is not None else nullcontext()
+
+    def serialize(self, session: Session | Connection, name: str) -> None:
         """Make concurrent write transactions that pass the same name run one after another, until commit.
 
         SQLite needs nothing (BEGIN IMMEDIATE already admits one writer); PostgreSQL takes a transaction-level

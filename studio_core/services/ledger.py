@@ -414,8 +414,7 @@ class LedgerService:
         now = self.clock()
         expires_at = now + timedelta(seconds=ttl)
         try:
-            with self.db.write() as s:
-                conn = s.connection()
+            with self.db.write_connection() as conn:
                 # The hold row goes in first: its unique key claims the request before any credit moves, so a
                 # retry or a double click stops here without touching the account, and reserve takes its
                 # locks in the same order as post/void/expire (hold, then account) -- on PostgreSQL the
@@ -499,8 +498,7 @@ class LedgerService:
         gets a second entry ``post:<hold>:paid``). Posting a posted hold returns it unchanged. A hold past its
         expiry is expired instead and HoldNotPending is raised, so an expired reservation never charges."""
         now = self.clock()
-        with self.db.write() as s:
-            conn = s.connection()
+        with self.db.write_connection() as conn:
             row = conn.execute(_POST_HOLD, {"p_hold": hold_id, "p_now": now}).first()
             if row is not None:
                 part_a, part_p = row.amount_allowance, row.amount_paid
@@ -527,8 +525,7 @@ class LedgerService:
         record, so voiding twice is harmless). Voiding an expired or voided hold returns it; voiding a posted
         hold raises HoldNotPending -- a charge is undone by refund(), never by void()."""
         now = self.clock()
-        with self.db.write() as s:
-            conn = s.connection()
+        with self.db.write_connection() as conn:
             row = conn.execute(_VOID_HOLD, {"p_hold": hold_id, "p_now": now}).first()
             if row is not None:
                 self._release(conn, row, now)
@@ -553,8 +550,7 @@ class LedgerService:
                 return expired
 
     def _expire_hold(self, hold_id: int, now: datetime) -> bool:
-        with self.db.write() as s:
-            conn = s.connection()
+        with self.db.write_connection() as conn:
             row = conn.execute(_EXPIRE_HOLD, {"p_hold": hold_id, "p_now": now}).first()
             if row is None:
                 return False
@@ -656,8 +652,7 @@ class LedgerService:
         reason = (reason or "").strip()
         if not reason:
             raise InvalidRequest("A refund needs a reason.")
-        with self.db.write() as s:
-            conn = s.connection()
+        with self.db.write_connection() as conn:
             original = conn.execute(select(_entries).where(_entries.c.id == entry_id)).first()
             if original is None:
                 raise EntryNotFound(entry_id)
