@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a 
 
 from argon2 import PasswordHasher  # noqa: E402
 
+from benchmarks._threads import run_threads  # noqa: E402
 from studio_core.adapters import procedural  # noqa: E402
 from studio_core.adapters.local_store import LocalStore  # noqa: E402
 from studio_core.config import load_settings  # noqa: E402
@@ -57,31 +58,6 @@ class InstantGenerator:
 
     def cancel(self, provider_job_id: str) -> None:
         pass
-
-
-def run_threads(n: int, work) -> float:
-    """Start n threads running work(i) together; return the wall time until all are done."""
-    barrier = threading.Barrier(n + 1)
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        barrier.wait()
-        try:
-            work(i)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return elapsed
 
 
 def main() -> int:

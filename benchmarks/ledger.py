@@ -21,14 +21,14 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import event, text
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout
+
+from benchmarks._threads import run_threads  # noqa: E402
 from studio_core.config import Settings, load_settings
 from studio_core.db import _WRITE_OPTION, Database
 from studio_core.models import Base, CreditAccount, User
@@ -53,30 +53,6 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.baseline_s / self.ledger_s
-
-
-def _run_threads(threads: int, work: Callable[[int], None]) -> float:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(threads + 1)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            work(index)
-        except BaseException as exc:  # reported below; a benchmark with errors has no figure
-            errors.append(exc)
-
-    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{len(errors)} worker(s) failed; first: {errors[0]!r}") from errors[0]
-    return elapsed
 
 
 def _make_accounts(db: Database, count: int, credits: int) -> list[int]:
@@ -133,7 +109,7 @@ def bench(db: Database, settings: Settings, *, threads: int, cycles: int, shared
     best = {ledger_work: float("inf"), baseline_work: float("inf"), session_baseline_work: float("inf")}
     for round_no in range(-1, rounds):  # round -1 warms pools and statement caches; it is not counted
         for work in best:
-            elapsed = _run_threads(threads, work)
+            elapsed = run_threads(threads, work)
             if round_no >= 0:
                 best[work] = min(best[work], elapsed)
     results = ledger.check_invariants()
