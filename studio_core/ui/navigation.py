@@ -33,6 +33,7 @@ def _moderation_title(user: UserView) -> str:
 def pages_for(user: UserView) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {
         "Create": [_page("studio.py", "Studio", ":material/palette:", default=True),
+                   _page("wallet.py", "Wallet", ":material/account_balance_wallet:"),
                    _page("prompt_lab.py", "Prompt Lab", ":material/science:"),
                    _page("gallery.py", "My Creations", ":material/photo_library:"),
                    _page("community.py", "Community", ":material/groups:"),
