@@ -204,6 +204,7 @@ with create:
     if not can_afford:
         st.warning(f"This tier costs {cost} credits and you have {balance.available}. Choose a cheaper tier or "
                    "buy a credit pack in your Wallet.", icon=":material/account_balance_wallet:")
+        st.page_link("app_pages/wallet.py", label="Buy credits in your Wallet", icon=":material/shopping_cart:")
     st.button(f"Generate · {cost} credit{'s' if cost != 1 else ''}", type="primary", icon=":material/brush:",
               disabled=not can_afford, on_click=ask_to_generate, use_container_width=True, key="studio_generate")
 

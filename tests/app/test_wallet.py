@@ -418,3 +418,15 @@ def test_creators_get_no_adjustment_section_and_the_ledger_refuses_them(app_env)
         studio.ledger.grant(admin.id, "admin_adjustment", -5, "test:creator-deducts", memo="spite", actor=ada.id)
     assert _entries(studio, ada.id, "admin_adjustment") == [] == _entries(studio, admin.id, "admin_adjustment")
 
+
+# -- the way in from the studio -----------------------------------------------------------------------------------
+def test_the_studio_links_to_the_wallet_when_a_tier_costs_more_than_is_available(app_env, monkeypatch):
+    monkeypatch.setenv("STUDIO_MONTHLY_ALLOWANCE", "1")
+    at, _ = _wallet()
+    at.switch_page("app_pages/studio.py")
+    run(at)
+    assert not at.get("page_link")  # the standard tier (1 credit) is affordable: no nudge
+    at.button(key="tier_premium4").click()
+    run(at)
+    links = [(link.proto.label, link.proto.page) for link in at.get("page_link")]
+    assert links == [("Buy credits in your Wallet", "wallet")]
