@@ -103,8 +103,15 @@ def test_threads_mixing_posts_and_voids_keep_the_books(database, ledger):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_processes_on_one_sqlite_file(tmp_path, settings):
+def test_two_processes_on_one_sqlite_file(tmp_path, settings, monkeypatch):
+    import sys
+    import types
+
     from studio_core.db import Database
+
+    # A spawned child re-runs the parent's __main__; after an AppTest that is streamlit_app.py, which would
+    # start a whole Studio in each child. The workers need nothing from __main__.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     from studio_core.models import Base
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
