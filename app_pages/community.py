@@ -24,6 +24,7 @@ from studio_core.ui.cards import (
 from studio_core.ui.generation import recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
+from studio_core.ui.tracking import Event, track
 from studio_core.ui.widgets import empty_state, error_state
 
 user = require_user()
@@ -42,6 +43,7 @@ def like(post) -> None:
             studio.community.unlike(user.id, post.id)
         else:
             studio.community.like(user.id, post.id)
+            track(Event.LIKE, post_id=post.id)
     except CommunityError as exc:
         ss.community_notice = str(exc)
 
@@ -67,6 +69,7 @@ def remix(post_id: int) -> None:
     except CommunityError as exc:
         st.error(str(exc))
         return
+    track(Event.REMIX, post_id=post_id, source_image_id=start.post.image_id)
     open_in_studio(studio, start.recipe, remixed_from_id=start.post.image_id)
 
 
@@ -139,6 +142,7 @@ def report_dialog(post_id: int) -> None:
         except CommunityError as exc:
             st.error(str(exc))
             return
+        track(Event.REPORT, post_id=post_id, reason=reason)
         ss.pop("community_report", None)
         ss.pop("report_details", None)
         st.toast("Thank you. The moderators will look at it." + (" It is hidden until they do."

@@ -9,6 +9,7 @@ from studio_core.ui.cards import grid, load_page, meta_line, pager, picture, rem
 from studio_core.ui.generation import STATUS_LABEL, job_image, recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
+from studio_core.ui.tracking import Event, track
 from studio_core.ui.widgets import empty_state, error_state, plain
 
 user = require_user()
@@ -71,10 +72,12 @@ def publish_panel(item) -> None:
         submitted = st.form_submit_button(label, type="primary", icon=":material/public:")
     if submitted:
         try:
-            studio.community.publish(user.id, item.job.id, title, category)
+            published = studio.community.publish(user.id, item.job.id, title, category)
         except CommunityError as exc:
             st.error(str(exc))
         else:
+            if not item.is_published:
+                track(Event.PUBLISH, post_id=published.id, image_id=item.job.id)
             st.toast("Published." if not item.is_published else "Post updated.", icon=":material/public:")
             st.rerun()
     if item.is_published and st.button("Unpublish", key=f"gallery_unpublish_{item.job.id}",
@@ -116,9 +119,11 @@ def detail(image_id: int) -> None:
                     data = None
                 st.download_button("Download", data=data or b"", disabled=data is None,
                                    file_name=f"studio-{job.id}-seed{job.seed}.png", mime="image/png",
-                                   icon=":material/download:", key="gallery_download")
+                                   icon=":material/download:", key="gallery_download",
+                                   on_click=track, args=(Event.DOWNLOAD,), kwargs={"job_id": job.id})
             if st.button("Remix", key="gallery_remix", icon=":material/autorenew:",
                          help="Open this recipe in the Studio, seed included, to make a variation."):
+                track(Event.REMIX, source_image_id=job.id)
                 open_in_studio(studio, job, remixed_from_id=job.id)
             if not job.is_active and st.button("Delete", key="gallery_delete_open", icon=":material/delete:"):
                 ss.gallery_delete = job.id

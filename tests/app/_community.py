@@ -64,3 +64,14 @@ def open_reports(studio: Studio) -> int:
 def page_titles(at) -> set[str]:
     """The titles in the navigation this run built (AppTest keeps the registered pages)."""
     return {info["page_name"] for info in at._registered_pages.values()}
+
+
+def events(studio: Studio, name: str) -> list[dict]:
+    """The properties of every analytics event of that name (what the dashboard will count)."""
+    from sqlalchemy import select
+
+    from studio_core.models import AnalyticsEvent
+
+    with studio.db.read() as s:
+        return list(s.scalars(select(AnalyticsEvent.properties).where(AnalyticsEvent.name == name)
+                              .order_by(AnalyticsEvent.id)))

@@ -57,6 +57,10 @@ def test_like_report_and_remix_someone_elses_post(app_env):
     assert at.title[0].value == "Studio"
     assert at.text_area(key="studio_prompt").value == "a quiet harbour at dusk, oil painting"
     assert "Remix of “Harbour at dusk” by Ada" in texts(at)
+    # the dashboard's community figures come from these events
+    assert [e["post_id"] for e in c.events(studio, "like")] == [post_id]  # the like, not the unlike
+    assert [e["reason"] for e in c.events(studio, "report")] == ["other"]
+    assert [e["post_id"] for e in c.events(studio, "remix")] == [post_id]
 
 
 def test_own_posts_cannot_be_liked_and_hidden_ones_show_their_status_to_the_author(app_env):

@@ -60,6 +60,7 @@ def test_image_page_publish_unpublish_and_delete(app_env):
     at.button(key=f"FormSubmitter:gallery_publish_{job.id}-Publish to the Community").click()
     run(at)
     assert "Published · 0 likes · 0 remixes" in texts(at)
+    assert [e["image_id"] for e in c.events(studio, "publish")] == [job.id]
     assert [p.id for p in studio.community.feed(ada.id).items] != []
 
     at.button(key=f"gallery_unpublish_{job.id}").click()
