@@ -255,6 +255,7 @@ def test_stripe_checkout_redirects_and_the_return_is_verified_server_side(stripe
         at.query_params["session_id"] = session_id
         run(at)
     assert _metric(at, "Available") == 80
+    assert "**80** available" in [m.value for m in at.sidebar.markdown]  # the wallet bar too
     assert [e.amount for e in _entries(studio, ada.id, "purchase")] == [50]
     assert "Stripe" in texts(at) and not at.get("link_button")
 
@@ -282,6 +283,7 @@ def test_a_paid_checkout_whose_return_was_lost_is_credited_on_the_next_visit(str
     run(later)
     assert any("Payment received: 50 credits" in s.value for s in later.success)
     assert _metric(later, "Available") == 80
+    assert "**80** available" in [m.value for m in later.sidebar.markdown]
     run(at)  # the first tab's "check now" finds it credited already
     at.button(key="wallet_check_payment").click()
     run(at)
@@ -338,6 +340,12 @@ def test_history_filters_pages_and_csv_of_every_matching_entry(app_db, deferred_
     assert "Entries 1–10 of 21" in texts(at)  # the three 40-day-old bonuses are out of range
     rows = list(csv.DictReader(io.StringIO(deferred_downloads[-1]())))
     assert len(rows) == 21 and {r["kind"] for r in rows} == {"referral_bonus"}
+    at.selectbox(key="wallet_period").select("custom")
+    run(at)
+    today = studio.ledger.clock().date()
+    at.date_input(key="wallet_dates").set_value((today - timedelta(days=41), today - timedelta(days=39)))
+    run(at)
+    assert "Entries 1–3 of 3" in texts(at) and _history(at)["Note"].tolist() == ["an old bonus"] * 3
     at.selectbox(key="wallet_period").select("all")
     run(at)
     assert "Entries 1–10 of 24" in texts(at)
