@@ -14,11 +14,15 @@ from tests.conftest import DB_PARAMS, PG_URL, reset_pg_schema_flag
 
 _SQLITE_OBJECTS = "SELECT type, name, sql FROM sqlite_master WHERE name LIKE '%fts%' OR name LIKE '%top_day%'"
 _PG_OBJECTS = """
-    SELECT 'table', tablename, '' FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE '%%fts%%'
+    SELECT 'table', tablename, '' FROM pg_tables
+        WHERE schemaname = current_schema() AND tablename LIKE '%%fts%%'
     UNION ALL SELECT 'index', indexname, indexdef FROM pg_indexes
-        WHERE schemaname = 'public' AND (indexname LIKE '%%fts%%' OR indexname LIKE '%%top_day%%')
-    UNION ALL SELECT 'trigger', tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname LIKE '%%fts%%'
-    UNION ALL SELECT 'function', proname, prosrc FROM pg_proc WHERE proname LIKE '%%fts%%'
+        WHERE schemaname = current_schema() AND (indexname LIKE '%%fts%%' OR indexname LIKE '%%top_day%%')
+    UNION ALL SELECT 'trigger', t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t
+        JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE '%%fts%%'
+    UNION ALL SELECT 'function', proname, prosrc FROM pg_proc
+        WHERE pronamespace = current_schema()::regnamespace AND proname LIKE '%%fts%%'
 """
 
 
