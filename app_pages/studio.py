@@ -68,7 +68,7 @@ def current_request() -> GenerateRequest:
     use_enhanced = enh is not None and enh.ok and ss.get("studio_use") == "Enhanced"
     return GenerateRequest(
         prompt=ss.studio_prompt, tier=ss.studio_tier, negative_prompt=ss.studio_negative,
-        enhanced_prompt=ss.get("studio_enh_text") if use_enhanced else None, aspect_ratio=ss.studio_aspect,
+        enhanced_prompt=ss.get("studio_enh_text") if use_enhanced else None, aspect_ratio=ss.studio_aspect or "1:1",
         seed=int(ss.studio_seed) if ss.studio_seed_fixed else None, template_id=ss.studio_template,
         remixed_from_id=ss.studio_remixed_from)
 
@@ -159,7 +159,7 @@ with create:
                  placeholder="Describe the image: subject, setting, style…")
     st.text_area("Negative prompt (what to avoid)", key="studio_negative", max_chars=settings.prompt_max_chars,
                  height=68, placeholder="blurry, text, watermark")
-    st.segmented_control("Aspect ratio", list(ASPECT_RATIOS), key="studio_aspect", required=True)
+    st.radio("Aspect ratio", list(ASPECT_RATIOS), key="studio_aspect", horizontal=True)
     seed_toggle, seed_value = st.columns(2)
     with seed_toggle:
         fixed = st.toggle("Fixed seed", key="studio_seed_fixed",

@@ -104,6 +104,17 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed and "page" in item.funcargs:
+        try:  # what the browser showed when the test failed: the first thing to look at
+            screenshot(item.funcargs["page"], f"FAILED-{item.name}", wait=False)
+        except Exception:  # noqa: BLE001 - a failed screenshot must not hide the real failure
+            pass
+    return report
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -120,8 +131,9 @@ def wait_idle(page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
 
 
-def screenshot(page, name: str) -> Path:
-    wait_idle(page)
+def screenshot(page, name: str, *, wait: bool = True) -> Path:
+    if wait:
+        wait_idle(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -2,7 +2,7 @@
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, wait_idle
 
 
 def _sign_up(page, url, email, name):
@@ -23,22 +23,31 @@ def test_template_enhance_generate(app_server, page):
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("30 available")).to_be_visible()
 
+    wait_idle(page)
     subject = page.get_by_role("textbox", name="Subject")
-    subject.fill("a lighthouse on a cliff")
-    subject.press("Enter")
+    subject.fill("a lighthouse on a cliff")  # committed by the click below, in the same rerun
     page.get_by_role("button", name="Use this template").click()
-    expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value(
+    wait_idle(page)
+    expect(page.get_by_role("textbox", name="Prompt", exact=True).first).to_have_value(
         "professional studio headshot of a lighthouse on a cliff, soft key light, shallow depth of field, "
         "neutral grey backdrop, 85mm lens")
+    wait_idle(page)
     page.get_by_role("button", name="Enhance prompt").click()
     expect(page.get_by_text("Added to your prompt")).to_be_visible()
     screenshot(page, "studio-enhanced")
 
     page.get_by_role("button", name="Generate · 2 credits").click()
+    wait_idle(page)
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("You are charged only if the image is delivered.")).to_be_visible()
     dialog.get_by_role("button", name="Confirm").dblclick()  # a double click must not charge twice
+    # The progress fragment polls by itself: nobody clicks until the image is there.
     expect(page.get_by_role("button", name="Download PNG")).to_be_visible(timeout=60_000)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download PNG").click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith(".png")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     expect(page.get_by_text("Offline preview (procedural, not AI)")).to_be_visible()
     expect(sidebar.get_by_text("28 available")).to_be_visible()
     page.get_by_text("Recipe", exact=True).click()
