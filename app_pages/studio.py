@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from studio_core.services.community import CommunityError
 from studio_core.services.experiments import ExperimentError
 from studio_core.services.generation import (
     ASPECT_RATIOS,
@@ -14,7 +15,7 @@ from studio_core.services.generation import (
 )
 from studio_core.services.ledger import IdempotencyConflict
 from studio_core.ui.generation import job_image, job_progress, provider_label, recipe_card, tier_cards
-from studio_core.ui.remix import remix_banner
+from studio_core.ui.remix import open_in_studio, remix_banner
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
 from studio_core.ui.widgets import empty_state
@@ -30,6 +31,17 @@ ss.setdefault("studio_tier", settings.default_tier)
 ss.setdefault("studio_seed_fixed", False)
 ss.setdefault("studio_seed", 42)
 ss.setdefault("studio_template", None)
+
+# A shared remix link (?remix=<post id>) opens that post's recipe here, like the Remix button does.
+if (remix_post := st.query_params.get("remix")) is not None:
+    del st.query_params["remix"]
+    try:
+        start = studio.community.start_remix(user.id, int(remix_post))
+    except (ValueError, CommunityError):
+        ss.studio_notice = "That remix link points to a post that does not exist or is not visible."
+    else:
+        track(Event.REMIX, post_id=start.post.id, source_image_id=start.post.image_id)
+        open_in_studio(studio, start.recipe, remixed_from_id=start.post.image_id)
 ss.setdefault("studio_remixed_from", None)  # the source image of a remix (see studio_core/ui/remix.py)
 
 
@@ -284,6 +296,11 @@ with output:
             edit_col.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
                             args=(job,), kwargs={"same_seed": True}, use_container_width=True,
                             help="Load this image's prompt, settings and seed into the form.")
+            if job.status == "succeeded" and st.button(
+                    "Publish to the community…", key="studio_publish", icon=":material/public:",
+                    use_container_width=True, help="Opens the image in My Creations, where you title and share it."):
+                ss.gallery_open = job.id  # My Creations opens this image's page, with its Publish form
+                st.switch_page("app_pages/gallery.py")
             if job.status == "succeeded" and job.enhanced_prompt and job.enhanced_prompt != job.prompt:
                 # Prompt Lab: the original prompt at this seed, tier and size, next to this (reused) image.
                 compare_cost = settings.tiers[job.tier].credits if job.tier in settings.tiers else 0

@@ -122,3 +122,26 @@ def test_retry_after_a_provider_failure_through_the_real_replicate_client(app_en
         assert _credits(at) == 29
         created = replicate.requests_to("POST", r"/predictions$")
         assert len(created) == 2 and created[0].json()["input"]["seed"] == created[1].json()["input"]["seed"]
+
+
+def test_publish_from_the_result_opens_the_image_in_my_creations(app_env):
+    at = _studio()
+    at.text_area(key="studio_prompt").input("a paper crane on a desk")
+    at.button(key="tier_standard").click()
+    run(at)
+    at.button(key="studio_generate").click()
+    run(at)
+    at.button(key="studio_confirm").click()
+    run(at)
+    _wait_for(at, lambda a: any(b.label == "Download PNG" for b in a.get("download_button")))
+    at.button(key="studio_publish").click()
+    run(at)
+    assert at.title[0].value == "My Creations"
+    assert "a paper crane on a desk" in texts(at)
+
+
+def test_a_remix_link_opens_the_posts_recipe(app_env):
+    at = _studio()
+    at.query_params["remix"] = "999"
+    run(at)
+    assert any("remix link points to a post that does not exist" in w.value for w in at.warning)
