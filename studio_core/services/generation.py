@@ -212,6 +212,8 @@ class GenerationService:
         # Set by bootstrap to the process's worker pool; without one (tests, CLI) jobs wait for run_job().
         self.dispatch: Callable[[int], None] | None = None
         self._stop = threading.Event()
+        self._running: set[int] = set()
+        self._running_lock = threading.Lock()
 
     # -- asking ----------------------------------------------------------------------------------------------
     def tier(self, name: str) -> Tier:
@@ -388,7 +390,19 @@ class GenerationService:
 
     # -- working (worker threads; never Streamlit) -----------------------------------------------------------
     def run_job(self, job_id: int) -> None:
-        """Drive one job to an end. Safe to call for any job: without the lease it returns at once."""
+        """Drive one job to an end. Safe to call for any job: without the lease it returns at once, and so does
+        a second call while this process already works the job (the lease is per process, not per thread)."""
+        with self._running_lock:
+            if job_id in self._running:
+                return
+            self._running.add(job_id)
+        try:
+            self._run_leased(job_id)
+        finally:
+            with self._running_lock:
+                self._running.discard(job_id)
+
+    def _run_leased(self, job_id: int) -> None:
         if not self._acquire(job_id):
             return
         try:

@@ -325,3 +325,20 @@ def test_every_aspect_ratio_round_trips_through_a_retry(world, ratio):
     job = world.service.submit(world.user.id, req(aspect_ratio=ratio, seed=3), new_request_key())
     assert job.aspect_ratio == ratio
     assert job.as_request().aspect_ratio == ratio
+
+
+def test_two_threads_running_the_same_job_work_it_once(world):
+    world.generator.script = ["hang", "succeeded"]
+    job = world.service.submit(world.user.id, req(), new_request_key())
+    threads = [threading.Thread(target=world.service.run_job, args=(job.id,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    threads[1].join(5)  # the second returns at once: this process already works the job
+    assert not threads[1].is_alive() or not threads[0].is_alive()
+    world.generator.release.set()
+    for t in threads:
+        t.join(10)
+    done = world.service.get(world.user.id, job.id)
+    assert done.status == "succeeded" and done.image_key in world.store.files
+    assert len(world.generator.submitted) == 1 and world.available() == 9
+    world.assert_books_balance()
