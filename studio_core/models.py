@@ -6,13 +6,14 @@ at is ``ON DELETE RESTRICT``. Enumerations are strings with CHECK constraints (p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -154,6 +155,8 @@ class GeneratedImage(Base):
         Index("ix_generated_images_owner_created", "owner_id", "created_at", "id"),
         Index("ix_generated_images_status_lease", "status", "lease_expires_at"),
         Index("ix_generated_images_created", "created_at"),
+        # Latency percentiles per provider and tier walk this index in latency order (services/analytics.py).
+        Index("ix_generated_images_latency", "status", "provider", "tier", "latency_ms", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,6 +193,38 @@ class GeneratedImage(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    # created -> finished in milliseconds (what the user waited), written by the update that ends the job
+    latency_ms: Mapped[int | None]
+
+
+class AnalyticsDailyGenerations(Base):
+    """Ended generations per UTC day of their request, tier, status, provider and error code ('' for none): a
+    rollup kept by ``services.analytics.count_ended_generations`` in the transaction that ends each job."""
+
+    __tablename__ = "analytics_daily_generations"
+    __table_args__ = (CheckConstraint("n > 0", name="n_positive"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    error_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    n: Mapped[int]
+
+
+class AnalyticsDailyGenerationSources(Base):
+    """Ended generations per UTC day of their request, template (0 for none), status and whether the prompt was
+    an enhanced one: the same rollup's other cut (template performance, the enhancement funnel), kept by the
+    same function."""
+
+    __tablename__ = "analytics_daily_generation_sources"
+    __table_args__ = (CheckConstraint("n > 0", name="n_positive"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    template_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    enhanced: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int]
 
 
 class CommunityPost(Base):
@@ -437,7 +472,8 @@ class CreditLedgerEntry(Base):
         CheckConstraint(_in("kind", LEDGER_KINDS), name="kind"),
         CheckConstraint("amount <> 0", name="amount_non_zero"),
         Index("ix_credit_ledger_user_created", "user_id", "created_at", "id"),
-        Index("ix_credit_ledger_kind_created", "kind", "created_at"),
+        # amount too: the analytics dashboard's credit flows are read from this index alone
+        Index("ix_credit_ledger_kind_created", "kind", "created_at", "amount"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -494,7 +530,8 @@ class ReferralEvent(Base):
 
 class AnalyticsEvent(Base):
     __tablename__ = "analytics_events"
-    __table_args__ = (Index("ix_analytics_events_name_created", "name", "created_at"),
+    # user_id too: distinct active users are counted from the activity markers in this index alone
+    __table_args__ = (Index("ix_analytics_events_name_created", "name", "created_at", "user_id"),
                       Index("ix_analytics_events_created", "created_at"),
                       Index("ix_analytics_events_user_created", "user_id", "created_at"))
 
@@ -504,6 +541,19 @@ class AnalyticsEvent(Base):
     session_id: Mapped[str | None] = mapped_column(String(64))
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AnalyticsDailyEvents(Base):
+    """Events per UTC day and name, for the names the dashboard counts per day (the enhancement funnel, the
+    activity markers): a rollup kept by ``services.analytics.count_events`` in the transaction that records
+    them."""
+
+    __tablename__ = "analytics_daily_events"
+    __table_args__ = (CheckConstraint("n > 0", name="n_positive"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    n: Mapped[int]
 
 
 class ModerationAction(Base):

@@ -4,11 +4,22 @@ Events: ``track()`` writes one ``analytics_events`` row and never raises -- a fa
 so a page never breaks because analytics did. Event names are the ``Event`` constants below; screens that are
 still being built call them as they arrive (download, publish, like, ...).
 
-Dashboard: every figure is one aggregate SQL statement over an indexed ``created_at`` range, grouped by a time
-bucket; the application only ever receives aggregated rows (a few thousand at most), never raw events. Only
-three things differ between SQLite and PostgreSQL and each lives in one small construct below:
-``time_bucket`` (strftime / date_trunc), ``seconds_between`` (julianday / epoch) and ``percentile_select``
-(window functions / percentile_cont).
+Dashboard: every figure is an aggregate SQL statement over an indexed ``created_at`` range (or a rollup's day
+range), grouped by a time bucket; the application only ever receives aggregated rows (a few thousand at most),
+never raw events. Only three things differ between SQLite and PostgreSQL and each lives in one small construct
+below: ``time_bucket`` (strftime / date_trunc), ``seconds_between`` (julianday / epoch) and
+``percentile_select`` (window functions / percentile_cont).
+
+Rollups, kept in the same transaction as the data they count, so the dashboard reads a few rows per day
+instead of every row (and each is also bulk-filled by the demo seeder and backfilled by migration 0003):
+* activity markers (``track()``: a user's first event of a day / week / month) for the active-user counts;
+* ``analytics_daily_events``: the funnel's events and the markers per day (``count_events``, from ``track()``);
+* ``analytics_daily_generations`` (per tier, status, provider, error code) and
+  ``analytics_daily_generation_sources`` (per template, status, enhanced or not): ended generations per day
+  of their request (``count_ended_generations``, from the update that ends each job); jobs still queued or
+  running are read live;
+* ``generated_images.latency_ms``, in an index ordered by latency per (status, provider, tier): a percentile
+  is the entry at its position in an index walk (exact, nothing sorted), the position from the rollup's count.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
+    Date,
     Float,
     Integer,
     String,
@@ -40,6 +52,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -49,6 +62,9 @@ from studio_core.config import Settings
 from studio_core.db import Database
 from studio_core.models import (
     LEDGER_KINDS,
+    AnalyticsDailyEvents,
+    AnalyticsDailyGenerations,
+    AnalyticsDailyGenerationSources,
     AnalyticsEvent,
     CommunityPost,
     CreditLedgerEntry,
@@ -59,7 +75,6 @@ from studio_core.models import (
     PostReport,
     PromptReuseEvent,
     Purchase,
-    User,
     utcnow,
 )
 from studio_core.services.accounts import AccessDenied, UserView
@@ -103,6 +118,10 @@ class Event(StrEnum):
 
 ACTIVITY_MARKERS: dict[str, Event] = {"day": Event.ACTIVE_DAY, "week": Event.ACTIVE_WEEK,
                                       "month": Event.ACTIVE_MONTH}
+FUNNEL_EVENTS = (Event.ENHANCE_REQUESTED, Event.ENHANCE_ACCEPTED, Event.ENHANCE_EDITED, Event.ENHANCE_REJECTED)
+# Counted per day in analytics_daily_events as they are recorded: what the dashboard counts per bucket. Page
+# views and the like are not (a row every visitor updates would be a hot spot, and nothing reads it).
+DAILY_COUNTED_EVENTS = frozenset(str(e) for e in (*FUNNEL_EVENTS, *ACTIVITY_MARKERS.values()))
 
 EVENT_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 MAX_PROPERTIES_BYTES = 2_000  # events describe what happened; they are no place for prompts or payloads
@@ -300,9 +319,9 @@ _SQLITE_BUCKET = {"day_bucket": "substr({}, 1, 10)", "week_bucket": "strftime('%
 
 
 def time_bucket(granularity: str, column: Any) -> ColumnElement[str]:
-    """The first day of the day / week (Monday, as date_trunc) / month holding a timestamp column: 'YYYY-MM-DD'
-    text on SQLite, the truncated timestamp on PostgreSQL (grouping by it is cheaper than by formatted text).
-    ``bucket_day()`` reads either."""
+    """The first day of the day / week (Monday, as date_trunc) / month holding a timestamp (or date) column:
+    'YYYY-MM-DD' text on SQLite, the truncated timestamp (or a date) on PostgreSQL (grouping by it is cheaper
+    than by formatted text). ``bucket_day()`` reads either."""
     try:
         return _BUCKETS[granularity](column)
     except KeyError:
@@ -320,7 +339,10 @@ def _bucket_sqlite(element, compiler, **kw):
 
 @compiles(_Bucket, "postgresql")
 def _bucket_pg(element, compiler, **kw):
-    return f"date_trunc('{element.name.split('_')[0]}', {_arg(element, compiler, **kw)})"
+    unit, column = element.name.split("_")[0], _arg(element, compiler, **kw)
+    if isinstance(list(element.clauses)[0].type, Date):  # a rollup's day: stay a date, whatever the time zone
+        return column if unit == "day" else f"CAST(date_trunc('{unit}', CAST({column} AS TIMESTAMP)) AS DATE)"
+    return f"date_trunc('{unit}', {column})"
 
 
 def bucket_day(value: Any) -> date:
@@ -380,18 +402,20 @@ def percentile_select(dialect: str, value: ColumnElement, groups: Mapping[str, C
     return stmt.group_by(*cols) if cols else stmt
 
 
-# == the dashboard's statements ==============================================================================
+# == the generations rollups ================================================================================
 _ev = AnalyticsEvent.__table__
 _gen = GeneratedImage.__table__
-_led = CreditLedgerEntry.__table__
-_pur = Purchase.__table__
-_post = CommunityPost.__table__
-_like = PostLike.__table__
-_rep = PostReport.__table__
-_reuse = PromptReuseEvent.__table__
-_tpl = ImageTemplate.__table__
-_cat = ImageCategory.__table__
-_users = User.__table__
+_outcomes = AnalyticsDailyGenerations.__table__
+_sources = AnalyticsDailyGenerationSources.__table__
+_daily_events = AnalyticsDailyEvents.__table__
+# GenerationService's ACTIVE / TERMINAL (it imports this module, so the names are repeated, not imported)
+_LIVE_STATUSES = ("queued", "running")
+_ENDED_STATUSES = ("succeeded", "failed", "canceled")
+
+
+def generation_latency_ms(created_at: datetime, finished_at: datetime) -> int:
+    """What the user waited for a job, request to end, in whole milliseconds (the dashboard's latency)."""
+    return max(0, (finished_at - created_at + timedelta(microseconds=500)) // timedelta(milliseconds=1))
 
 
 def _const(value: str):
@@ -400,70 +424,182 @@ def _const(value: str):
     return literal_column(f"'{value}'", String())
 
 
-def _current(column, p: Period):
-    """1 for rows of the period, 0 for rows of the previous period (queries read both in one pass)."""
-    return case((column >= p.start_at, 1), else_=0)
+_ZERO = literal_column("0", Integer)  # inline, so a GROUP BY matches the same expression in the select list
 
 
-def _both_periods(column, p: Period):
-    return and_(column >= p.previous.start_at, column < p.end_at)
+def _rollup_keys(table) -> dict[str, ColumnElement]:
+    """How a generated_images row is keyed in each rollup (no error code / template: '' / 0)."""
+    day = func.date(_gen.c.created_at)
+    if table is _outcomes:
+        return {"day": day, "tier": _gen.c.tier, "status": _gen.c.status, "provider": _gen.c.provider,
+                "error_code": func.coalesce(_gen.c.error_code, _const(""))}
+    return {"day": day, "template_id": func.coalesce(_gen.c.template_id, _ZERO), "status": _gen.c.status,
+            "enhanced": _gen.c.enhanced_prompt.is_not(None)}
+
+
+def _add_counts(s: Session, table, key: Mapping[str, ColumnElement], where: Sequence[ColumnElement[bool]]) -> None:
+    """rollup[key] += COUNT(*) of the source rows matching ``where``, grouped by ``key``: INSERT ... SELECT ...
+    ON CONFLICT DO UPDATE, the same statement on both databases (the SELECT always has a WHERE, which SQLite's
+    parser needs to tell the upsert's ON from a join's)."""
+    insert_for = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    rows = select(*[v.label(k) for k, v in key.items()], func.count().label("n")).where(*where) \
+        .group_by(*key.values())
+    upsert = insert_for(table).from_select([*key, "n"], rows)
+    s.execute(upsert.on_conflict_do_update(index_elements=list(key), set_={"n": table.c.n + upsert.excluded.n}))
+
+
+def count_ended_generations(s: Session, *where: ColumnElement[bool]) -> None:
+    """Add the ended generations that match ``where`` to the daily rollups: the one place that keeps them.
+    Each job must be added exactly once, in the transaction that ends it: GenerationService calls this only
+    when its guarded terminal UPDATE changed the row (a retrying worker's second attempt changes nothing, so
+    adds nothing); the demo seeder once for the jobs it bulk-inserted."""
+    for table in (_outcomes, _sources):
+        _add_counts(s, table, _rollup_keys(table), [_gen.c.status.in_(_ENDED_STATUSES), *where])
+
+
+def count_events(s: Session, *where: ColumnElement[bool]) -> None:
+    """Add the recorded events that match ``where`` (those of DAILY_COUNTED_EVENTS) to analytics_daily_events,
+    exactly once each: ``track()`` in the transaction that records them, the demo seeder for its bulk insert."""
+    _add_counts(s, _daily_events, {"day": func.date(_ev.c.created_at), "name": _ev.c.name},
+                [_ev.c.name.in_(sorted(DAILY_COUNTED_EVENTS)), *where])
+
+
+def _rollup_days(column, p: Period):
+    return and_(column >= p.start, column < p.end + timedelta(days=1))
+
+
+# == the dashboard's statements ==============================================================================
+_led = CreditLedgerEntry.__table__
+_pur = Purchase.__table__
+_post = CommunityPost.__table__
+_like = PostLike.__table__
+_rep = PostReport.__table__
+_reuse = PromptReuseEvent.__table__
+_tpl = ImageTemplate.__table__
+_cat = ImageCategory.__table__
 
 
 def _this_period(column, p: Period):
     return and_(column >= p.start_at, column < p.end_at)
 
 
-def _markers_per_bucket(kind: str, granularity: Granularity, start: datetime, end: datetime):
-    """Distinct active users per bucket = activity markers per bucket: a range of the (name, created_at)
-    index, never the events themselves."""
-    return (select(_const(kind).label("kind"), time_bucket(granularity, _ev.c.created_at).label("period_start"),
-                   func.count().label("n"))
-            .where(_ev.c.name == str(ACTIVITY_MARKERS[granularity]), _ev.c.created_at >= start,
-                   _ev.c.created_at < end)
+def _markers_per_bucket(kind: str, granularity: Granularity, start: date, end: date):
+    """Distinct active users per bucket = activity markers per bucket, summed from the daily event counts of
+    [start, end)."""
+    d = _daily_events.c
+    return (select(_const(kind).label("kind"), time_bucket(granularity, d.day).label("period_start"),
+                   func.sum(d.n).label("n"))
+            .where(d.name == str(ACTIVITY_MARKERS[granularity]), d.day >= start, d.day < end)
             .group_by("period_start"))
 
 
-def _users_active(start: datetime, end: datetime):
-    """Distinct users with any event in [start, end): one (user_id, created_at) index probe per account, so the
-    cost follows the number of accounts, not the number of events."""
-    seen = (select(_ev.c.id).where(_ev.c.user_id == _users.c.id, _ev.c.created_at >= start,
-                                   _ev.c.created_at < end).exists())
-    return select(func.count()).select_from(_users).where(seen).scalar_subquery()
+def _users_active(p: Period):
+    """Distinct users with any tracked activity in the period = distinct users among its day markers: a range
+    of the (name, created_at, user_id) index, read alone."""
+    return (select(func.count(_ev.c.user_id.distinct()))
+            .where(_ev.c.name == str(Event.ACTIVE_DAY), _this_period(_ev.c.created_at, p)).scalar_subquery())
 
 
 def _q_active_users(p: Period, dialect: str):
     """Active users per bucket (whole buckets, so a week's figure is that week's), per day, and over the
     period and the previous one."""
     buckets = p.buckets()
-    parts = [_markers_per_bucket("bucket", p.granularity, datetime.combine(buckets[0], time(), tzinfo=UTC),
-                                 datetime.combine(_next_bucket(buckets[-1], p.granularity), time(), tzinfo=UTC))]
+    parts = [_markers_per_bucket("bucket", p.granularity, buckets[0], _next_bucket(buckets[-1], p.granularity))]
     if p.granularity != "day":
-        parts.append(_markers_per_bucket("day", "day", p.start_at, p.end_at))
-    parts.append(select(_const("current"), null(), _users_active(p.start_at, p.end_at)))
-    parts.append(select(_const("previous"), null(), _users_active(p.previous.start_at, p.start_at)))
+        parts.append(_markers_per_bucket("day", "day", p.start, p.end + timedelta(days=1)))
+    parts.append(select(_const("current"), null(), _users_active(p)))
+    parts.append(select(_const("previous"), null(), _users_active(p.previous)))
     return union_all(*parts)
 
 
-def _q_generations(p: Period, dialect: str):
-    """Generations of the period per bucket, tier, status, error code and template (with how many came from an
-    enhanced prompt), and the previous period's per status: one pass over each period's rows feeds the
-    generation charts, the error codes, the funnel's generated stage and the template uses."""
-    enhanced = func.sum(case((_gen.c.enhanced_prompt.is_not(None), 1), else_=0))
-    current = (select(_const("current").label("kind"), time_bucket(p.granularity, _gen.c.created_at)
-                      .label("period_start"), _gen.c.tier, _gen.c.status, _gen.c.error_code, _gen.c.template_id,
-                      func.count().label("n"), enhanced.label("enhanced"))
-               .where(_this_period(_gen.c.created_at, p))
-               .group_by("period_start", _gen.c.tier, _gen.c.status, _gen.c.error_code, _gen.c.template_id))
-    previous = (select(_const("previous"), null(), null(), _gen.c.status, null(), null(), func.count(), null())
-                .where(_this_period(_gen.c.created_at, p.previous)).group_by(_gen.c.status))
-    return union_all(current, previous)
+@dataclass(frozen=True)
+class _Steps:
+    """A figure that takes more than one statement: ``run(session)`` returns its rows."""
+
+    run: Callable[[Session], list[Any]]
 
 
-def _q_latency(p: Period, dialect: str):
-    return percentile_select(
-        dialect, seconds_between(_gen.c.created_at, _gen.c.finished_at),
-        {"provider": _gen.c.provider, "tier": _gen.c.tier},
-        [_this_period(_gen.c.created_at, p), _gen.c.status == "succeeded", _gen.c.finished_at.is_not(None)])
+def _q_generations(p: Period, dialect: str) -> _Steps:
+    """Generations requested in the period per bucket, tier and status; its failures per error code; per
+    template and status (template uses and success); the ones from an enhanced prompt that succeeded (the
+    funnel's generated stage); and the previous period's per status. Ended jobs come from the rollups, the few
+    still queued or running from the table itself (the status index), in the same read snapshot."""
+    o, src, prev_days = _outcomes.c, _sources.c, _rollup_days(_outcomes.c.day, p.previous)
+    no_text, no_id = cast(null(), String), cast(null(), Integer)  # typed: PostgreSQL matches UNION columns pairwise
+    ended = union_all(
+        select(_const("current").label("kind"), time_bucket(p.granularity, o.day).label("period_start"),
+               o.tier, o.status, no_text.label("error_code"), no_id.label("template_id"), func.sum(o.n).label("n"))
+        .where(_rollup_days(o.day, p)).group_by("period_start", o.tier, o.status),
+        select(_const("errors"), null(), null(), o.status, o.error_code, no_id, func.sum(o.n))
+        .where(_rollup_days(o.day, p), o.status == "failed").group_by(o.status, o.error_code),
+        select(_const("templates"), null(), null(), src.status, no_text, src.template_id, func.sum(src.n))
+        .where(_rollup_days(src.day, p), src.template_id != _ZERO).group_by(src.status, src.template_id),
+        select(_const("enhanced"), null(), null(), src.status, no_text, no_id, func.sum(src.n))
+        .where(_rollup_days(src.day, p), src.status == "succeeded", src.enhanced).group_by(src.status),
+        select(_const("previous"), null(), null(), o.status, no_text, no_id, func.sum(o.n))
+        .where(prev_days).group_by(o.status))
+    live = (select(_gen.c.created_at, _gen.c.tier, _gen.c.status, _gen.c.template_id)
+            .where(_gen.c.status.in_(_LIVE_STATUSES), _gen.c.created_at >= p.previous.start_at,
+                   _gen.c.created_at < p.end_at))
+
+    def run(s: Session) -> list[Any]:
+        rows = list(s.execute(ended).all())
+        for created_at, tier, status, template_id in s.execute(live).all():
+            if created_at < p.start_at:
+                rows.append(("previous", None, None, status, None, None, 1))
+                continue
+            rows.append(("current", bucket_start(created_at.date(), p.granularity), tier, status, None, None, 1))
+            if template_id is not None:
+                rows.append(("templates", None, None, status, None, template_id, 1))
+        return rows
+
+    return _Steps(run)
+
+
+LATENCY_PERCENTILES = (0.5, 0.95)
+
+
+def _q_latency(p: Period, dialect: str) -> _Steps:
+    """p50 / p95 of succeeded jobs' latency per provider and tier, exact (interpolated between the two nearest
+    values, like percentile_cont): the count per group comes from the outcomes rollup, then each percentile's
+    one or two values are read at their position in a walk of the (status, provider, tier, latency_ms,
+    created_at) index from its nearer end -- nothing is sorted, and all the walks go in one statement."""
+
+    def walk(provider: str, tier: str, n: int, q: float) -> tuple[Any, float]:
+        h = (n - 1) * q
+        lo = int(h)
+        count = 2 if lo + 1 < n else 1  # the values at positions lo and lo + 1 (if there is one)
+        ascending = lo <= n - lo - count
+        stmt = (select(_gen.c.latency_ms)
+                .where(_gen.c.status == "succeeded", _gen.c.provider == provider, _gen.c.tier == tier,
+                       _gen.c.latency_ms.is_not(None), _this_period(_gen.c.created_at, p))
+                .order_by(_gen.c.latency_ms if ascending else _gen.c.latency_ms.desc())
+                .limit(count).offset(lo if ascending else n - lo - count))
+        return stmt.subquery(), h - lo
+
+    def run(s: Session) -> list[Any]:
+        d = _outcomes.c
+        groups = s.execute(select(d.provider, d.tier, func.sum(d.n))
+                           .where(d.status == "succeeded", _rollup_days(d.day, p))
+                           .group_by(d.provider, d.tier).order_by(d.provider, d.tier)).all()
+        walks = [walk(provider, tier, n, q) for provider, tier, n in groups for q in LATENCY_PERCENTILES]
+        values: dict[int, list[int]] = defaultdict(list)
+        if walks:
+            parts = [select(literal_column(str(i), Integer), w.c.latency_ms) for i, (w, _) in enumerate(walks)]
+            for i, v in s.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all():
+                values[i].append(v)
+
+        def seconds(i: int) -> float | None:
+            got, frac = sorted(values[i]), walks[i][1]
+            if not got:
+                return None
+            return (got[0] + (got[1] - got[0]) * frac if len(got) == 2 else got[0]) / 1000.0
+
+        k = len(LATENCY_PERCENTILES)
+        return [(provider, tier, n, *(seconds(g * k + j) for j in range(k)))
+                for g, (provider, tier, n) in enumerate(groups)]
+
+    return _Steps(run)
 
 
 def _q_credits(p: Period, dialect: str):
@@ -490,9 +626,6 @@ def _q_revenue(p: Period, dialect: str):
     return union_all(current, previous)
 
 
-_FUNNEL_EVENTS = (Event.ENHANCE_REQUESTED, Event.ENHANCE_ACCEPTED, Event.ENHANCE_EDITED, Event.ENHANCE_REJECTED)
-
-
 def _image_of(post_id_column, value) -> Any:
     """A column of the image behind a post, as a correlated scalar subquery: one primary-key look-up per post,
     which PostgreSQL cannot turn into a scan of every image the way it plans a join or EXISTS."""
@@ -502,11 +635,10 @@ def _image_of(post_id_column, value) -> Any:
 def _q_funnel(p: Period, dialect: str):
     """Enhancement events of the period by name, and the posts of the period whose image was generated from an
     enhanced prompt (the generated stage comes with the generations statement)."""
+    d = _daily_events.c
     return union_all(
-        # (name, created_at) index: one range scan per name, never touching the events themselves
-        select(_ev.c.name.label("stage"), func.count().label("n"))
-        .where(_ev.c.name.in_([str(e) for e in _FUNNEL_EVENTS]), _this_period(_ev.c.created_at, p))
-        .group_by(_ev.c.name),
+        select(d.name.label("stage"), func.sum(d.n).label("n"))
+        .where(d.name.in_([str(e) for e in FUNNEL_EVENTS]), _rollup_days(d.day, p)).group_by(d.name),
         select(_const("published"), func.count())
         .where(_this_period(_post.c.created_at, p),
                _image_of(_post.c.image_id, _gen.c.enhanced_prompt.is_not(None))))
@@ -519,14 +651,19 @@ def _q_templates(p: Period, dialect: str):
     pubs = (select(_const("publishes").label("measure"), post_template.label("template_id"),
                    func.count().label("n"))
             .where(_this_period(_post.c.created_at, p)).group_by("template_id"))
+    # likes and remixes counted per post / source image first: one look-up per post, not per like
+    liked = (select(_like.c.post_id, func.count().label("n")).where(_this_period(_like.c.created_at, p))
+             .group_by(_like.c.post_id).subquery("liked"))
     liked_post_template = (select(_gen.c.template_id).select_from(_post.join(_gen, _gen.c.id == _post.c.image_id))
-                           .where(_post.c.id == _like.c.post_id).scalar_subquery())
-    likes = (select(_const("likes"), liked_post_template.label("template_id"), func.count())
-             .where(_this_period(_like.c.created_at, p)).group_by("template_id"))
-    remixes = (select(_const("remixes"), _image_of(_reuse.c.source_image_id, _gen.c.template_id).label("template_id"),
-                      func.count())
-               # a remix counts once its image exists (CommunityService completes the row then)
+                           .where(_post.c.id == liked.c.post_id).scalar_subquery())
+    likes = (select(_const("likes"), liked_post_template.label("template_id"), cast(func.sum(liked.c.n), Integer))
+             .group_by("template_id"))
+    # a remix counts once its image exists (CommunityService completes the row then)
+    remixed = (select(_reuse.c.source_image_id, func.count().label("n"))
                .where(_this_period(_reuse.c.created_at, p), _reuse.c.new_image_id.is_not(None))
+               .group_by(_reuse.c.source_image_id).subquery("remixed"))
+    remixes = (select(_const("remixes"), _image_of(remixed.c.source_image_id, _gen.c.template_id)
+                      .label("template_id"), cast(func.sum(remixed.c.n), Integer))
                .group_by("template_id"))
     return union_all(pubs, likes, remixes)
 
@@ -560,7 +697,12 @@ def _q_moderation_overall(p: Period, dialect: str):
                              _moderation_where(p))
 
 
-QueryBuilder = Callable[[Period, str], Any]
+QueryBuilder = Callable[[Period, str], Any]  # a statement, or _Steps for a figure that takes several
+
+
+def _run(s: Session, built: Any) -> list[Any]:
+    return built.run(s) if isinstance(built, _Steps) else list(s.execute(built).all())
+
 # Every statement the dashboard runs, once each, in this order (the benchmark times exactly these).
 DASHBOARD_QUERIES: dict[str, QueryBuilder] = {
     "active_users": _q_active_users,
@@ -615,8 +757,13 @@ class AnalyticsService:
             row = {"name": name, "user_id": user_id, "properties": clean_properties(properties),
                    "session_id": (session_id or None) and str(session_id)[:MAX_SESSION_ID], "created_at": now}
             with self.db.write() as s:
-                s.execute(insert(_ev), row)
-                marked = self._mark_activity(s, user_id, row["session_id"], now) if user_id is not None else []
+                event_id = s.execute(insert(_ev).returning(_ev.c.id), row).scalar_one()
+                marked, counted = self._mark_activity(s, user_id, row["session_id"], now) \
+                    if user_id is not None else ([], [])
+                if name in DAILY_COUNTED_EVENTS:
+                    counted.append(event_id)
+                if counted:
+                    count_events(s, _ev.c.id.in_(counted))
             with self._marked_lock:  # remembered only once committed
                 for key in marked:
                     self._marked[key] = None
@@ -628,9 +775,9 @@ class AnalyticsService:
             return False
 
     def _mark_activity(self, s: Session, user_id: int, session_id: str | None, now: datetime
-                       ) -> list[tuple[int, str, date]]:
+                       ) -> tuple[list[tuple[int, str, date]], list[int]]:
         """Write the user's first-activity markers for this day, week and month where they are missing;
-        returns the markers now known to exist."""
+        returns the markers now known to exist and the ids of the rows written."""
         today = now.astimezone(UTC).date()
         todo = []
         for granularity, marker in ACTIVITY_MARKERS.items():
@@ -641,9 +788,10 @@ class AnalyticsService:
                     continue
             todo.append((granularity, marker, bucket, key))
         if not todo:
-            return []
+            return [], []
         # PostgreSQL: one transaction per user at a time past this point, so two replicas never both insert.
         self.db.serialize(s, f"analytics:activity:{user_id}")
+        written: list[int] = []
         for granularity, marker, bucket, _key in todo:
             start = datetime.combine(bucket, time(), tzinfo=UTC)
             end = datetime.combine(_next_bucket(bucket, granularity), time(), tzinfo=UTC)  # type: ignore[arg-type]
@@ -651,9 +799,10 @@ class AnalyticsService:
                                                       _ev.c.created_at < end, _ev.c.name == str(marker))
                                .limit(1)).first()
             if exists is None:
-                s.execute(insert(_ev), {"name": str(marker), "user_id": user_id, "properties": {},
-                                        "session_id": session_id, "created_at": now})
-        return [key for *_, key in todo]
+                written.append(s.execute(insert(_ev).returning(_ev.c.id), {
+                    "name": str(marker), "user_id": user_id, "properties": {}, "session_id": session_id,
+                    "created_at": now}).scalar_one())
+        return [key for *_, key in todo], written
 
     def track_generation(self, job: JobView) -> None:
         """GenerationService's on_succeeded / on_failed hook (worker threads; never Streamlit)."""
@@ -679,24 +828,25 @@ class AnalyticsService:
     def _reading(self) -> Iterator[Session]:
         with self.db.read() as s:
             if not self.db.is_sqlite:
+                # One snapshot for every statement (SQLite's read transaction is one already), so figures read by
+                # separate statements agree: a job that ends meanwhile is counted once, live or in the rollup.
+                s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 # Short aggregate queries whose costs the planner overestimates: JIT compilation would cost more
                 # than the query itself, and the default work_mem sends their sorts to disk.
-                s.execute(text("SET LOCAL jit = off"))
-                s.execute(text(f"SET LOCAL work_mem = '{PG_WORK_MEM}'"))
+                s.execute(text(f"SELECT set_config('jit', 'off', true), set_config('work_mem', '{PG_WORK_MEM}', true)"))
             yield s
 
     def run_query(self, actor: UserView, name: str, period: Period) -> list[Any]:
         """One of the dashboard's statements, as rows (the benchmark times each of them)."""
         self._require_admin(actor)
         with self._reading() as s:
-            return list(s.execute(DASHBOARD_QUERIES[name](period, self.db.dialect)).all())
+            return _run(s, DASHBOARD_QUERIES[name](period, self.db.dialect))
 
     def dashboard(self, actor: UserView, period: Period) -> Dashboard:
         """Every figure of the analytics page for ``period`` (and the previous period, for the KPIs)."""
         self._require_admin(actor)
         with self._reading() as s:
-            raw = {name: list(s.execute(build(period, self.db.dialect)).all())
-                   for name, build in DASHBOARD_QUERIES.items()}
+            raw = {name: _run(s, build(period, self.db.dialect)) for name, build in DASHBOARD_QUERIES.items()}
         return _assemble(period, raw, self._currency())
 
     def _currency(self) -> str:
@@ -725,20 +875,20 @@ def _assemble(p: Period, raw: dict[str, list[Any]], currency: str) -> Dashboard:
     errors: dict[str, int] = defaultdict(int)
     generated_enhanced = 0
     measures: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for kind, bucket, tier, status, error_code, template_id, n, enhanced in raw["generations"]:
-        cur = int(kind == "current")
-        totals[cur][status] += n
-        if cur and template_id is not None:
+    for kind, bucket, tier, status, error_code, template_id, n in raw["generations"]:
+        if kind in ("current", "previous"):
+            totals[int(kind == "current")][status] += n
+        if kind == "current":
+            cells[(bucket_day(bucket), tier, status)] += n
+            per_bucket_status[bucket_day(bucket)][status] += n
+        elif kind == "errors":
+            errors[error_code or "unknown"] += n
+        elif kind == "templates":
             measures[template_id]["uses"] += n
             measures[template_id]["ok"] += n if status == "succeeded" else 0
             measures[template_id]["finished"] += n if status in ("succeeded", "failed") else 0
-        if cur:
-            cells[(bucket_day(bucket), tier, status)] += n
-            per_bucket_status[bucket_day(bucket)][status] += n
-            if status == "failed":
-                errors[error_code or "unknown"] += n
-            if status == "succeeded":
-                generated_enhanced += int(enhanced or 0)
+        elif kind == "enhanced":
+            generated_enhanced += n
     gen_rows = sorted((b, tier, status, n) for (b, tier, status), n in cells.items())
     top_errors = sorted(errors.items(), key=lambda e: (-e[1], e[0]))[:10]
     failure_rows = []

@@ -29,9 +29,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import Connection, func, select, text, update
 
 from studio_core.bootstrap import Studio
-from studio_core.models import ImageTemplate, User
+from studio_core.models import AnalyticsEvent, GeneratedImage, ImageTemplate, User
 from studio_core.ports import ERROR_MESSAGES, ErrorCode, GenerationRequest
-from studio_core.services.analytics import Event
+from studio_core.services.analytics import Event, count_ended_generations, count_events, generation_latency_ms
 
 log = logging.getLogger(__name__)
 
@@ -626,7 +626,7 @@ def seed_history(studio: Studio, scale: int, *, now: datetime | None = None, rng
     with db.write() as session:
         conn = session.connection()
         ids = _next_ids(conn, ("users", "credit_holds", "generated_images", "credit_ledger", "purchases",
-                               "community_posts", "post_reports"))
+                               "community_posts", "post_reports", "analytics_events"))
         h = _History(studio, scale, now, rng, admin_id, ids["users"], templates, categories, image_keys)
         h.make_users()
         h.simulate()
@@ -637,6 +637,9 @@ def seed_history(studio: Studio, scale: int, *, now: datetime | None = None, rng
                             (h.purchases, "purchases"), (h.posts, "community_posts"), (h.reports, "post_reports")):
             _assign_ids(rows, ids[table])
         counts = _write(_BulkWriter(conn), h, password_hash)
+        # the dashboard's rollups, as GenerationService and track() keep them when jobs end and events arrive
+        count_ended_generations(session, GeneratedImage.id >= ids["generated_images"])
+        count_events(session, AnalyticsEvent.id >= ids["analytics_events"])
         for template_id, n in h.template_uses.items():
             conn.execute(update(ImageTemplate).where(ImageTemplate.id == template_id)
                          .values(use_count=ImageTemplate.use_count + n))
@@ -681,6 +684,9 @@ def _write(w: _BulkWriter, h: _History, password_hash: str) -> dict[str, int]:
           hashlib.sha256(r.v["key"].encode()).hexdigest(), r.v["status"], r.v["reference"], ts(r.t),
           ts(r.t + ttl), ts(r.v["resolved"])) for r in h.holds))
 
+    def at(t: float) -> datetime:
+        return h.t0 + timedelta(seconds=t)  # exactly what ts() writes, as a datetime
+
     def image_row(r: _Row) -> tuple:
         v = r.v
         keys = v["keys"] or (None, None, None)
@@ -691,7 +697,8 @@ def _write(w: _BulkWriter, h: _History, password_hash: str) -> dict[str, int]:
                 v["seed"], v["provider"],
                 "sdxl" if v["provider"] == "replicate" else "procedural-1", v["status"],
                 1.0 if v["status"] == "succeeded" else 0.0, error.value if error else None, message, keys[0],
-                keys[1], keys[2], v["cost"], v["hold"].id, ts(r.t), ts(r.t), ts(v["started"]), ts(v["finished"]))
+                keys[1], keys[2], v["cost"], v["hold"].id, ts(r.t), ts(r.t), ts(v["started"]), ts(v["finished"]),
+                generation_latency_ms(at(r.t), at(v["finished"])))
 
     n["generated_images"] = w.write(
         "generated_images", ("id", "owner_id", "request_key", "prompt", "enhanced_prompt", "final_prompt",
@@ -699,7 +706,7 @@ def _write(w: _BulkWriter, h: _History, password_hash: str) -> dict[str, int]:
                              "provider",
                              "model_version", "status", "progress", "error_code", "error_message", "image_key",
                              "thumbnail_key", "bytes", "cost", "hold_id", "created_at", "queued_at", "started_at",
-                             "finished_at"),
+                             "finished_at", "latency_ms"),
         (image_row(r) for r in h.images))
 
     def entry_key(r: _Row) -> str:

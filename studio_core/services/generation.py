@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from studio_core.config import Settings, Tier
 from studio_core.db import Database
@@ -40,6 +41,7 @@ from studio_core.ports import (
     JobStatus,
     ProviderError,
 )
+from studio_core.services.analytics import count_ended_generations, generation_latency_ms
 from studio_core.services.ledger import HoldNotPending, InsufficientCredits, LedgerService
 
 log = logging.getLogger(__name__)
@@ -378,12 +380,8 @@ class GenerationService:
         if not job.is_active:
             return job
         with self.db.write() as s:
-            changed = s.execute(update(GeneratedImage).where(GeneratedImage.id == job_id,
-                                                             GeneratedImage.status.in_(ACTIVE))
-                                .values(status="canceled", cost=0, error_code=ErrorCode.CANCELED.value,
-                                        error_message="You canceled this generation. Not charged.",
-                                        finished_at=self.clock(), lease_owner=None,
-                                        lease_expires_at=None)).rowcount
+            changed = self._end(s, job_id, "canceled", cost=0, error_code=ErrorCode.CANCELED.value,
+                                error_message="You canceled this generation. Not charged.")
         if changed:
             self._void_hold(job_id)
         return self.get(user_id, job_id)
@@ -484,12 +482,9 @@ class GenerationService:
                 # rather than being charged outside the hold they agreed to.
                 cost = 0
         with self.db.write() as s:
-            done = s.execute(update(GeneratedImage).where(GeneratedImage.id == job_id,
-                                                          GeneratedImage.status.in_(ACTIVE))
-                             .values(status="succeeded", progress=1.0, image_key=stored.image_key,
-                                     thumbnail_key=stored.thumbnail_key, bytes=stored.bytes, cost=cost,
-                                     error_code=None, error_message=None, finished_at=self.clock(),
-                                     lease_owner=None, lease_expires_at=None)).rowcount
+            done = self._end(s, job_id, "succeeded", progress=1.0, image_key=stored.image_key,
+                             thumbnail_key=stored.thumbnail_key, bytes=stored.bytes, cost=cost, error_code=None,
+                             error_message=None)
         if not done:  # canceled while we stored: the cancel already voided the hold
             self._discard(stored.image_key)
             return
@@ -504,10 +499,8 @@ class GenerationService:
         # Release the credits first: whoever sees "failed, not charged" also sees the balance restored.
         self._void_hold(job_id)
         with self.db.write() as s:
-            ended = s.execute(update(GeneratedImage).where(GeneratedImage.id == job_id, GeneratedImage.status.in_(ACTIVE))
-                      .values(status="canceled" if error.code == ErrorCode.CANCELED else "failed", cost=0,
-                              error_code=error.code.value, error_message=f"{message} Not charged.",
-                              finished_at=self.clock(), lease_owner=None, lease_expires_at=None)).rowcount
+            ended = self._end(s, job_id, "canceled" if error.code == ErrorCode.CANCELED else "failed", cost=0,
+                              error_code=error.code.value, error_message=f"{message} Not charged.")
         if error.detail:
             log.warning("generation job %s failed: %s", job_id, error)
         if ended and error.code != ErrorCode.CANCELED and self.on_failed is not None:
@@ -515,6 +508,21 @@ class GenerationService:
                 self.on_failed(self._by_key(self._row(job_id).request_key))  # type: ignore[arg-type]
             except Exception:  # noqa: BLE001 - a follow-up (analytics) never changes how the job ended
                 log.exception("after-failure hook failed for job %s", job_id)
+
+    def _end(self, s: Session, job_id: int, status: str, **values) -> bool:
+        """The update that ends a job if it is still active (and drops its lease); True when this call ended it.
+        Only then is the job counted in the analytics rollup, in the same transaction: exactly once, however
+        often a worker retries or races a cancel."""
+        now = self.clock()
+        created_at = s.scalar(select(GeneratedImage.created_at).where(GeneratedImage.id == job_id))
+        ended = s.execute(update(GeneratedImage)
+                          .where(GeneratedImage.id == job_id, GeneratedImage.status.in_(ACTIVE))
+                          .values(status=status, finished_at=now, lease_owner=None, lease_expires_at=None,
+                                  latency_ms=generation_latency_ms(created_at, now) if created_at else None,
+                                  **values)).rowcount
+        if ended:
+            count_ended_generations(s, GeneratedImage.id == job_id)
+        return bool(ended)
 
     def _void_hold(self, job_id: int) -> None:
         hold_id = self._row(job_id).hold_id

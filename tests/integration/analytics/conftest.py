@@ -3,14 +3,20 @@ worked out on paper (see ``world`` below), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from studio_core.db import Database
 from studio_core.models import (
+    AnalyticsDailyEvents,
+    AnalyticsDailyGenerations,
+    AnalyticsDailyGenerationSources,
+    AnalyticsEvent,
     CommunityPost,
     CreditAccount,
     CreditLedgerEntry,
@@ -24,7 +30,13 @@ from studio_core.models import (
     User,
 )
 from studio_core.services.accounts import UserView
-from studio_core.services.analytics import AnalyticsService, Event
+from studio_core.services.analytics import (
+    DAILY_COUNTED_EVENTS,
+    AnalyticsService,
+    Event,
+    count_ended_generations,
+    generation_latency_ms,
+)
 
 # The period the tests read: Saturday 1 March .. Friday 7 March 2025; the previous period is 22 .. 28 February.
 START, END = date(2025, 3, 1), date(2025, 3, 7)
@@ -77,6 +89,8 @@ class World:
               provider: str = "local", latency_s: float = 5.0, error: str | None = None,
               template: int | None = None, enhanced: bool = False) -> int:
         self._n += 1
+        ended = status in ("succeeded", "failed", "canceled")
+        finished = created + timedelta(seconds=latency_s) if ended else None
         with self.db.write() as s:
             row = GeneratedImage(
                 owner_id=self.users[owner], request_key=f"req-test-{self._n:04d}", prompt="a fox",
@@ -84,11 +98,12 @@ class World:
                 final_prompt="a fox, golden hour" if enhanced else "a fox", template_id=template, tier=tier,
                 width=768, height=768, seed=1, provider=provider, status=status, error_code=error,
                 cost=1 if status == "succeeded" else 0, created_at=created, queued_at=created,
-                started_at=created,
-                finished_at=created + timedelta(seconds=latency_s) if status in ("succeeded", "failed",
-                                                                               "canceled") else None)
+                started_at=created, finished_at=finished,
+                latency_ms=generation_latency_ms(created, finished) if finished else None)
             s.add(row)
             s.flush()
+            if ended:  # what GenerationService does in the transaction that ends a job
+                count_ended_generations(s, GeneratedImage.id == row.id)
             return row.id
 
     def entry(self, user: str, kind: str, amount: int, when: datetime, bucket: str = "paid") -> None:
@@ -212,8 +227,6 @@ def world(empty_world: World) -> World:
     w.purchase("cy", "starter", 500, at("2025-02-25"))
 
     with w.db.read() as s:
-        from sqlalchemy import select
-
         headshot_image = s.scalar(select(GeneratedImage.id).where(GeneratedImage.template_id == t1,
                                                                   GeneratedImage.status == "succeeded")
                                   .order_by(GeneratedImage.id).limit(1))
@@ -228,3 +241,42 @@ def world(empty_world: World) -> World:
     w.remix(headshot_image, "bob", at("2025-03-05"))
     w.remix(headshot_image, "cy", at("2025-03-05"), generated=False)  # started, never generated: not a remix yet
     return w
+
+
+# -- what the rollups should hold, recounted from the rows in plain Python (they must equal it) ------------
+def expected_rollups(db) -> tuple[Counter, Counter]:
+    outcomes, sources = Counter(), Counter()
+    with db.read() as s:
+        for r in s.scalars(select(GeneratedImage).where(GeneratedImage.status.in_(("succeeded", "failed",
+                                                                                   "canceled")))):
+            day = r.created_at.date()
+            outcomes[(day, r.tier, r.status, r.provider, r.error_code or "")] += 1
+            sources[(day, r.template_id or 0, r.status, r.enhanced_prompt is not None)] += 1
+    return outcomes, sources
+
+
+def rollups(db) -> tuple[Counter, Counter]:
+    with db.read() as s:
+        outcomes = Counter({(r.day, r.tier, r.status, r.provider, r.error_code): r.n
+                            for r in s.scalars(select(AnalyticsDailyGenerations))})
+        sources = Counter({(r.day, r.template_id, r.status, bool(r.enhanced)): r.n
+                           for r in s.scalars(select(AnalyticsDailyGenerationSources))})
+    return outcomes, sources
+
+
+def expected_event_counts(db) -> Counter:
+    with db.read() as s:
+        return Counter((r.created_at.date(), r.name) for r in s.scalars(select(AnalyticsEvent))
+                       if r.name in DAILY_COUNTED_EVENTS)
+
+
+def event_counts(db) -> Counter:
+    with db.read() as s:
+        return Counter({(r.day, r.name): r.n for r in s.scalars(select(AnalyticsDailyEvents))})
+
+
+def latencies(db) -> dict[int, tuple[int | None, int | None]]:
+    """job id -> (latency_ms, what it should be)"""
+    with db.read() as s:
+        return {r.id: (r.latency_ms, generation_latency_ms(r.created_at, r.finished_at) if r.finished_at else None)
+                for r in s.scalars(select(GeneratedImage))}

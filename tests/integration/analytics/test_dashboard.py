@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+import random
+from collections import defaultdict
+from datetime import date, timedelta
 
 import pytest
 
 from studio_core.services.accounts import AccessDenied
 from studio_core.services.analytics import DASHBOARD_QUERIES, InvalidPeriod, Period
-from tests.integration.analytics.conftest import END, START
+from tests.integration.analytics.conftest import END, START, at
 
 D = date.fromisoformat
 
@@ -67,6 +69,44 @@ def test_latency_percentiles_by_provider_and_tier(board):
     n, p50, p95 = latency[("replicate", "premium2")]
     assert n == 1 and p50 == pytest.approx(10.0, abs=1e-3) and p95 == pytest.approx(10.0, abs=1e-3)
     assert set(latency) == {("local", "standard"), ("replicate", "premium2")}
+
+
+def percentile_cont(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * q
+    lo = int(h)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (h - lo)
+
+
+def test_latency_percentiles_are_exact_on_a_random_history(empty_world):
+    """The index walks land on exactly the right rows: jobs before, in and after the period, failures, ties,
+    groups of one and two; compared with percentile_cont worked out in Python."""
+    w, rng = empty_world, random.Random(4)
+    want: dict[tuple[str, str], list[float]] = defaultdict(list)
+
+    def image(day: date, provider: str, tier: str, latency: float, status: str = "succeeded") -> None:
+        w.image("ada", at(day, rng.uniform(0, 23)), status=status, tier=tier, provider=provider, latency_s=latency)
+        if status == "succeeded" and START <= day <= END:
+            want[(provider, tier)].append(latency)
+
+    for _ in range(120):
+        image(START + timedelta(days=rng.randrange(-9, 12)), rng.choice(("local", "replicate")),
+              rng.choice(("standard", "premium2")), round(rng.lognormvariate(1.6, 0.6), rng.choice((1, 3))),
+              rng.choice(("succeeded",) * 5 + ("failed",)))
+    image(START, "solo", "standard", 3.5)
+    image(END, "pair", "standard", 2.0)
+    image(END, "pair", "standard", 2.0)
+    image(START - timedelta(days=1), "pair", "standard", 1.0)  # the day before: not in the period
+    board = w.analytics.dashboard(w.admin, Period(START, END))
+    got = {(provider, tier): (n, p50, p95) for provider, tier, n, p50, p95 in board.latency.rows}
+    assert set(got) == set(want)
+    for group, values in want.items():
+        n, p50, p95 = got[group]
+        assert n == len(values), group
+        assert p50 == pytest.approx(percentile_cont(values, 0.5), abs=1e-9), group
+        assert p95 == pytest.approx(percentile_cont(values, 0.95), abs=1e-9), group
+    assert got[("solo", "standard")] == (1, 3.5, 3.5) and got[("pair", "standard")] == (2, 2.0, 2.0)
 
 
 def test_credit_flows(board):

@@ -13,6 +13,13 @@ from studio_core.config import resolve_providers
 from studio_core.models import AnalyticsEvent, CommunityPost, GeneratedImage, PromptReuseEvent, Purchase, User
 from studio_core.services.analytics import Period, time_bucket
 from studio_core.services.demo import EVENTS_PER_UNIT, GENERATIONS_PER_UNIT, USERS_PER_UNIT, seed_demo
+from tests.integration.analytics.conftest import (
+    event_counts,
+    expected_event_counts,
+    expected_rollups,
+    latencies,
+    rollups,
+)
 
 
 def test_a_year_of_history_balances_and_reads(database, settings):
@@ -42,6 +49,10 @@ def test_a_year_of_history_balances_and_reads(database, settings):
     assert 0.8 < statuses["succeeded"] / total < 0.97 and statuses["failed"] > 0 and statuses["canceled"] > 0
     assert paid > 0 and posts > 0 and remixes > 0
     assert marker_days == []
+    # the rollups and the latency column, exactly as the generation service and track() would have kept them
+    assert rollups(database) == expected_rollups(database) and sum(rollups(database)[0].values()) == total
+    assert event_counts(database) == expected_event_counts(database)
+    assert all(have == want for have, want in latencies(database).values())
     assert seed_demo(studio, scale=1)[-1].startswith("History: already present")
 
     admin = studio.accounts.by_email("admin@demo.studio")
