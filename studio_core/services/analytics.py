@@ -563,41 +563,31 @@ def _q_latency(p: Period, dialect: str) -> _Steps:
     """p50 / p95 of succeeded jobs' latency per provider and tier, exact (interpolated between the two nearest
     values, like percentile_cont): the count per group comes from the outcomes rollup, then each percentile's
     one or two values are read at their position in a walk of the (status, provider, tier, latency_ms,
-    created_at) index from its nearer end -- nothing is sorted, and all the walks go in one statement."""
+    created_at) index from its nearer end -- nothing is sorted. One small statement per walk: the same two
+    shapes each time, so they are compiled (and on PostgreSQL planned) once, not as one long union."""
 
-    def walk(provider: str, tier: str, n: int, q: float) -> tuple[Any, float]:
+    def walk(s: Session, provider: str, tier: str, n: int, q: float) -> float | None:
         h = (n - 1) * q
         lo = int(h)
         count = 2 if lo + 1 < n else 1  # the values at positions lo and lo + 1 (if there is one)
         ascending = lo <= n - lo - count
-        stmt = (select(_gen.c.latency_ms)
-                .where(_gen.c.status == "succeeded", _gen.c.provider == provider, _gen.c.tier == tier,
-                       _gen.c.latency_ms.is_not(None), _this_period(_gen.c.created_at, p))
-                .order_by(_gen.c.latency_ms if ascending else _gen.c.latency_ms.desc())
-                .limit(count).offset(lo if ascending else n - lo - count))
-        return stmt.subquery(), h - lo
+        got = sorted(s.scalars(
+            select(_gen.c.latency_ms)
+            .where(_gen.c.status == "succeeded", _gen.c.provider == provider, _gen.c.tier == tier,
+                   _gen.c.latency_ms.is_not(None), _this_period(_gen.c.created_at, p))
+            .order_by(_gen.c.latency_ms if ascending else _gen.c.latency_ms.desc())
+            .limit(count).offset(lo if ascending else n - lo - count)))
+        if not got:
+            return None
+        return (got[0] + (got[1] - got[0]) * (h - lo) if len(got) == 2 else got[0]) / 1000.0
 
     def run(s: Session) -> list[Any]:
         d = _outcomes.c
         groups = s.execute(select(d.provider, d.tier, func.sum(d.n))
                            .where(d.status == "succeeded", _rollup_days(d.day, p))
                            .group_by(d.provider, d.tier).order_by(d.provider, d.tier)).all()
-        walks = [walk(provider, tier, n, q) for provider, tier, n in groups for q in LATENCY_PERCENTILES]
-        values: dict[int, list[int]] = defaultdict(list)
-        if walks:
-            parts = [select(literal_column(str(i), Integer), w.c.latency_ms) for i, (w, _) in enumerate(walks)]
-            for i, v in s.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all():
-                values[i].append(v)
-
-        def seconds(i: int) -> float | None:
-            got, frac = sorted(values[i]), walks[i][1]
-            if not got:
-                return None
-            return (got[0] + (got[1] - got[0]) * frac if len(got) == 2 else got[0]) / 1000.0
-
-        k = len(LATENCY_PERCENTILES)
-        return [(provider, tier, n, *(seconds(g * k + j) for j in range(k)))
-                for g, (provider, tier, n) in enumerate(groups)]
+        return [(provider, tier, n, *(walk(s, provider, tier, n, q) for q in LATENCY_PERCENTILES))
+                for provider, tier, n in groups]
 
     return _Steps(run)
 
@@ -633,23 +623,22 @@ def _image_of(post_id_column, value) -> Any:
 
 
 def _q_funnel(p: Period, dialect: str):
-    """Enhancement events of the period by name, and the posts of the period whose image was generated from an
-    enhanced prompt (the generated stage comes with the generations statement)."""
+    """Enhancement events of the period by name (the generated stage comes with the generations statement, the
+    published one with the templates statement)."""
     d = _daily_events.c
-    return union_all(
-        select(d.name.label("stage"), func.sum(d.n).label("n"))
-        .where(d.name.in_([str(e) for e in FUNNEL_EVENTS]), _rollup_days(d.day, p)).group_by(d.name),
-        select(_const("published"), func.count())
-        .where(_this_period(_post.c.created_at, p),
-               _image_of(_post.c.image_id, _gen.c.enhanced_prompt.is_not(None))))
+    return (select(d.name.label("stage"), func.sum(d.n).label("n"))
+            .where(d.name.in_([str(e) for e in FUNNEL_EVENTS]), _rollup_days(d.day, p)).group_by(d.name))
 
 
 def _q_templates(p: Period, dialect: str):
-    """Per template: the publishes, likes and remixes of the period whose image came from it (its uses come
-    with the generations statement; the catalog's names with the catalog statement)."""
-    post_template = _image_of(_post.c.image_id, _gen.c.template_id)
-    pubs = (select(_const("publishes").label("measure"), post_template.label("template_id"),
-                   func.count().label("n"))
+    """Per template: the publishes, likes and remixes of the period whose image came from it, and the publishes
+    whose image came from an enhanced prompt (the funnel's published stage). The template uses come with the
+    generations statement, the catalog's names with the catalog statement."""
+    # One look-up of each post's image gives both its template and whether its prompt was enhanced, packed in
+    # one number that _published_source unpacks: 2 x template id (0 for none) + 1 if enhanced.
+    post_source = _image_of(_post.c.image_id, func.coalesce(_gen.c.template_id, _ZERO) * 2
+                            + case((_gen.c.enhanced_prompt.is_not(None), 1), else_=0))
+    pubs = (select(_const("publishes").label("measure"), post_source.label("template_id"), func.count().label("n"))
             .where(_this_period(_post.c.created_at, p)).group_by("template_id"))
     # likes and remixes counted per post / source image first: one look-up per post, not per like
     liked = (select(_like.c.post_id, func.count().label("n")).where(_this_period(_like.c.created_at, p))
@@ -666,6 +655,12 @@ def _q_templates(p: Period, dialect: str):
                       .label("template_id"), cast(func.sum(remixed.c.n), Integer))
                .group_by("template_id"))
     return union_all(pubs, likes, remixes)
+
+
+def _published_source(packed: int) -> tuple[int | None, bool]:
+    """(template id or None, enhanced) of a "publishes" row of _q_templates."""
+    template_id, enhanced = divmod(packed, 2)
+    return template_id or None, bool(enhanced)
 
 
 def _q_catalog(p: Period, dialect: str):
@@ -688,13 +683,15 @@ def _moderation_where(p: Period):
 
 
 def _q_moderation(p: Period, dialect: str):
-    return percentile_select(dialect, seconds_between(_rep.c.created_at, _rep.c.resolved_at) / 3600.0,
-                             {"period_start": time_bucket(p.granularity, _rep.c.created_at)}, _moderation_where(p))
-
-
-def _q_moderation_overall(p: Period, dialect: str):
-    return percentile_select(dialect, seconds_between(_rep.c.created_at, _rep.c.resolved_at) / 3600.0, {},
-                             _moderation_where(p))
+    """Hours from report to decision for the period's reports, per bucket and over the whole period."""
+    hours = seconds_between(_rep.c.created_at, _rep.c.resolved_at) / 3600.0
+    per_bucket = percentile_select(dialect, hours, {"period_start": time_bucket(p.granularity, _rep.c.created_at)},
+                                   _moderation_where(p)).subquery("per_bucket")
+    overall = percentile_select(dialect, hours, {}, _moderation_where(p)).subquery("overall")
+    return union_all(
+        select(_const("bucket").label("kind"), per_bucket.c.period_start, per_bucket.c.n, per_bucket.c.p50,
+               per_bucket.c.p95),
+        select(_const("overall"), null(), overall.c.n, overall.c.p50, overall.c.p95))
 
 
 QueryBuilder = Callable[[Period, str], Any]  # a statement, or _Steps for a figure that takes several
@@ -715,7 +712,6 @@ DASHBOARD_QUERIES: dict[str, QueryBuilder] = {
     "catalog": _q_catalog,
     "community": _q_community,
     "moderation": _q_moderation,
-    "moderation_overall": _q_moderation_overall,
 }
 
 # How ledger kinds read on the credits chart (signs flipped so every flow is a positive amount).
@@ -928,7 +924,9 @@ def _assemble(p: Period, raw: dict[str, list[Any]], currency: str) -> Dashboard:
     names = {stage: n for stage, n in raw["funnel"]}
     funnel_counts = {"requested": names.get(Event.ENHANCE_REQUESTED, 0),
                      "accepted": names.get(Event.ENHANCE_ACCEPTED, 0) + names.get(Event.ENHANCE_EDITED, 0),
-                     "generated": generated_enhanced, "published": names.get("published", 0)}
+                     "generated": generated_enhanced,
+                     "published": sum(n for measure, packed, n in raw["templates"]
+                                      if measure == "publishes" and _published_source(packed)[1])}
     funnel = Table(("stage", "count"), tuple((label, funnel_counts[k]) for k, label in FUNNEL_STAGES)
                    if any(funnel_counts.values()) else ())
     choices_raw = (("accepted as written", names.get(Event.ENHANCE_ACCEPTED, 0)),
@@ -938,6 +936,8 @@ def _assemble(p: Period, raw: dict[str, list[Any]], currency: str) -> Dashboard:
 
     # templates and categories
     for measure, template_id, n in raw["templates"]:
+        if measure == "publishes":
+            template_id = _published_source(template_id)[0]
         if template_id is not None:
             measures[template_id][measure] += int(n or 0)
     tpl_rows, cat_sums = [], {}
@@ -961,9 +961,10 @@ def _assemble(p: Period, raw: dict[str, list[Any]], currency: str) -> Dashboard:
         comm[bucket_day(bucket)][kind] += n
     community_rows = tuple((b, comm[b]["posts"], comm[b]["likes"], comm[b]["reports"]) for b in buckets) \
         if comm else ()
-    moderation_rows = tuple(sorted((bucket_day(b), n, p50, p95) for b, n, p50, p95 in raw["moderation"] if n))
+    moderation_rows = tuple(sorted((bucket_day(b), n, p50, p95) for kind, b, n, p50, p95 in raw["moderation"]
+                                   if kind == "bucket" and n))
     reports_total = sum(c["reports"] for c in comm.values())
-    overall = [r for r in raw["moderation_overall"] if r[0]]
+    overall = [r[2:] for r in raw["moderation"] if r[0] == "overall" and r[2]]
     resolved = overall[0][0] if overall else 0
     moderation_overall = Table(
         ("reports", "resolved", "open", "p50_hours", "p95_hours"),
