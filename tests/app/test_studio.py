@@ -29,6 +29,21 @@ def _credits(at) -> int:
     return int(caption.split("·")[-1].split()[0])
 
 
+def _ask_and_confirm(at, prompt: str, tier: str = "standard"):
+    """Type a prompt, choose a tier, press Generate and confirm the dialog."""
+    at.text_area(key="studio_prompt").input(prompt)
+    at.button(key=f"tier_{tier}").click()
+    run(at)
+    at.button(key="studio_generate").click()
+    run(at)
+    at.button(key="studio_confirm").click()
+    return run(at)
+
+
+def _has_download(at) -> bool:
+    return any(b.label == "Download PNG" for b in at.get("download_button"))
+
+
 def test_empty_studio_explains_what_to_do(app_env):
     at = _studio()
     shown = texts(at)
@@ -104,13 +119,7 @@ def test_retry_after_a_provider_failure_through_the_real_replicate_client(app_en
         monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
         at = _studio()
         assert "Replicate · SDXL" in texts(at)
-        at.text_area(key="studio_prompt").input("a castle made of glass")
-        at.button(key="tier_standard").click()
-        run(at)
-        at.button(key="studio_generate").click()
-        run(at)
-        at.button(key="studio_confirm").click()
-        run(at)
+        _ask_and_confirm(at, "a castle made of glass")
         _wait_for(at, lambda a: any("Not charged" in e.value for e in a.error))
         assert _credits(at) == 30
         replicate.outcome = "success"
@@ -118,7 +127,7 @@ def test_retry_after_a_provider_failure_through_the_real_replicate_client(app_en
         run(at)
         at.button(key="studio_confirm").click()
         run(at)
-        _wait_for(at, lambda a: any(b.label == "Download PNG" for b in a.get("download_button")))
+        _wait_for(at, _has_download)
         assert _credits(at) == 29
         created = replicate.requests_to("POST", r"/predictions$")
         assert len(created) == 2 and created[0].json()["input"]["seed"] == created[1].json()["input"]["seed"]
@@ -126,14 +135,8 @@ def test_retry_after_a_provider_failure_through_the_real_replicate_client(app_en
 
 def test_publish_from_the_result_opens_the_image_in_my_creations(app_env):
     at = _studio()
-    at.text_area(key="studio_prompt").input("a paper crane on a desk")
-    at.button(key="tier_standard").click()
-    run(at)
-    at.button(key="studio_generate").click()
-    run(at)
-    at.button(key="studio_confirm").click()
-    run(at)
-    _wait_for(at, lambda a: any(b.label == "Download PNG" for b in a.get("download_button")))
+    _ask_and_confirm(at, "a paper crane on a desk")
+    _wait_for(at, _has_download)
     at.button(key="studio_publish").click()
     run(at)
     assert at.title[0].value == "My Creations"
