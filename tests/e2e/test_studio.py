@@ -17,6 +17,12 @@ def _sign_up(page, url, email, name):
     expect(page.get_by_role("heading", name="Studio")).to_be_visible()
 
 
+def _click(locator) -> None:
+    """Click once the element is unique: during a rerun Streamlit briefly shows the old and the new copy."""
+    expect(locator).to_have_count(1)
+    locator.click()
+
+
 def test_template_enhance_generate(app_server, page):
     page.set_viewport_size({"width": 1400, "height": 1700})
     _sign_up(page, app_server.url, "grace@example.com", "Grace")
@@ -26,17 +32,17 @@ def test_template_enhance_generate(app_server, page):
     wait_idle(page)
     subject = page.get_by_role("textbox", name="Subject")
     subject.fill("a lighthouse on a cliff")  # committed by the click below, in the same rerun
-    page.get_by_role("button", name="Use this template").click()
+    _click(page.get_by_role("button", name="Use this template"))
     wait_idle(page)
     expect(page.get_by_role("textbox", name="Prompt", exact=True).first).to_have_value(
         "professional studio headshot of a lighthouse on a cliff, soft key light, shallow depth of field, "
         "neutral grey backdrop, 85mm lens")
     wait_idle(page)
-    page.get_by_role("button", name="Enhance prompt").click()
+    _click(page.get_by_role("button", name="Enhance prompt"))
     expect(page.get_by_text("Added to your prompt")).to_be_visible()
     screenshot(page, "studio-enhanced")
 
-    page.get_by_role("button", name="Generate · 2 credits").click()
+    _click(page.get_by_role("button", name="Generate · 2 credits"))
     wait_idle(page)
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("You are charged only if the image is delivered.")).to_be_visible()
@@ -50,6 +56,6 @@ def test_template_enhance_generate(app_server, page):
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     expect(page.get_by_text("Offline preview (procedural, not AI)")).to_be_visible()
     expect(sidebar.get_by_text("28 available")).to_be_visible()
-    page.get_by_text("Recipe", exact=True).click()
+    _click(page.get_by_text("Recipe", exact=True))
     expect(page.get_by_text("Model version")).to_be_visible()
     screenshot(page, "studio-result")
