@@ -36,10 +36,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
+    exists,
     false,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
@@ -49,7 +52,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from studio_core.config import Settings
-from studio_core.db import Database
+from studio_core.db import Database, RawTransaction
 from studio_core.models import (
     LEDGER_KINDS,
     CreditAccount,
@@ -88,6 +91,7 @@ CREDIT_KINDS = ("allowance_grant", "purchase", "referral_bonus", "signup_bonus",
 DEBIT_KINDS = ("allowance_expiry", "generation")
 SPEND_KINDS = ("generation", "refund")
 
+Writer = Connection | RawTransaction  # the ledger's statements run on either (see Database.write_raw)
 _acct = CreditAccount.__table__
 _holds = CreditHold.__table__
 _entries = CreditLedgerEntry.__table__
@@ -365,8 +369,16 @@ _SET_HOLD_SPLIT = (update(_holds).where(_holds.c.id == _P_HOLD)
                    .values({_holds.c.amount_allowance: _P_ALLOWANCE, _holds.c.amount_paid: _P_PAID}))
 _HOLD_BY_KEY = select(_holds).where(_holds.c.idempotency_key == _P_KEY)
 _ENTRY_BY_KEY = select(_entries).where(_entries.c.idempotency_key == _P_KEY)
-_INSERT_ENTRY = insert(_entries)
-_INSERT_ENTRY_RETURNING_ID = insert(_entries).returning(_entries.c.id)
+_ENTRY_VALUES = ("user_id", "bucket", "amount", "kind", "idempotency_key", "hold_id", "refund_of_id", "reference",
+                 "memo", "actor_id", "created_at")
+# Explicit binds ("e_<column>": insert() reserves the bare column names) so the compiled INSERT names exactly
+# these columns whatever runs it; the id comes from the database.
+_INSERT_ENTRY = insert(_entries).values({c: bindparam(f"e_{c}", type_=_entries.c[c].type) for c in _ENTRY_VALUES})
+_INSERT_ENTRY_RETURNING_ID = _INSERT_ENTRY.returning(_entries.c.id)
+
+
+def _entry_params(**values: Any) -> dict[str, Any]:
+    return {f"e_{c}": values[c] for c in _ENTRY_VALUES}
 
 
 def _resolve_hold(status: str, *conditions: Any) -> Any:
@@ -383,11 +395,102 @@ _POST_ACCOUNT = update(_acct).where(_acct.c.user_id == _P_USER).values({
     _acct.c.paid_balance: _acct.c.paid_balance - _P_PAID,
     _acct.c.reserved_paid: _acct.c.reserved_paid - _P_PAID,
     _acct.c.updated_at: _P_NOW})
+_ADMIT_READ = select(_acct.c.allowance_month, _FREE_ALLOWANCE.label("free_allowance"),
+                     _FREE_PAID.label("free_paid")).where(_acct.c.user_id == _P_USER)
+# Admits exactly the split (p_allowance, p_paid) chosen from _ADMIT_READ: an allowance-only split needs that much
+# free allowance, a split that also takes paid credits needs the allowance free to be exactly its share.
+_ADMIT_SPLIT = (
+    update(_acct)
+    .where(_acct.c.user_id == _P_USER,
+           _acct.c.allowance_month >= _P_MONTH,
+           _FREE_ALLOWANCE >= _P_ALLOWANCE,
+           or_(_P_PAID == 0, _FREE_ALLOWANCE == _P_ALLOWANCE),
+           _FREE_PAID >= _P_PAID)
+    .values({_acct.c.reserved_allowance: _acct.c.reserved_allowance + _P_ALLOWANCE,
+             _acct.c.reserved_paid: _acct.c.reserved_paid + _P_PAID,
+             _acct.c.updated_at: _P_NOW}))
+_CLAIM_MONTH = (
+    update(_acct)
+    .where(_acct.c.user_id == _P_USER, or_(_acct.c.allowance_month.is_(None), _acct.c.allowance_month < _P_MONTH))
+    .values({_acct.c.allowance_month: _P_MONTH, _acct.c.updated_at: _P_NOW})
+    .returning(_acct.c.allowance_balance, _acct.c.reserved_allowance))
+_LOCK_ACCOUNT = select(_acct.c.user_id).where(_acct.c.user_id == _P_USER).with_for_update(key_share=True)
+
+
+def _move_balance(bucket: str, debit: bool) -> Any:
+    # A debit may only take what is free (balance minus reserved); a credit may not pass MAX_BALANCE.
+    balance, reserved = _balance_cols(bucket)
+    guard = balance - reserved >= -_P_AMOUNT if debit else balance + _P_AMOUNT <= _p("p_max")
+    return (update(_acct).where(_acct.c.user_id == _P_USER, guard)
+            .values({balance: balance + _P_AMOUNT, _acct.c.updated_at: _P_NOW}))
+
+
+_MOVE_BALANCE = {(bucket, debit): _move_balance(bucket, debit) for bucket in BUCKETS for debit in (False, True)}
+_FREE_IN = {bucket: select(_balance_cols(bucket)[0] - _balance_cols(bucket)[1]).where(_acct.c.user_id == _P_USER)
+            for bucket in BUCKETS}
 _RELEASE_ACCOUNT = (update(_acct).where(_acct.c.user_id == _P_USER)
                     .values({_acct.c.reserved_allowance: _acct.c.reserved_allowance - _P_ALLOWANCE,
                              _acct.c.reserved_paid: _acct.c.reserved_paid - _P_PAID,
                              _acct.c.updated_at: _P_NOW})
                     .returning(_acct.c.allowance_month))
+
+
+
+# -- PostgreSQL: the same steps as one statement each (data-modifying CTEs), so a reserve is one round trip
+# inside its transaction and a post is one round trip that is its own transaction. SQLite has no DML in CTEs
+# and no round trips to save; it runs the steps one by one (LedgerService.reserve / _post_pending).
+def _reserve_statement_pg() -> Any:
+    """_INSERT_HOLD, then the admission of exactly its guessed split (the hold row first: the same lock order
+    as post/void/expire). "admitted" is false when the guess no longer holds; the caller then settles the split
+    inside the same transaction."""
+    hold = _INSERT_HOLD.cte("new_hold")
+    admitted = (
+        update(_acct)
+        .where(_acct.c.user_id == _P_USER,
+               _acct.c.allowance_month >= _P_MONTH,
+               _FREE_ALLOWANCE >= hold.c.amount_allowance,
+               or_(hold.c.amount_paid == 0, _FREE_ALLOWANCE == hold.c.amount_allowance),
+               _FREE_PAID >= hold.c.amount_paid)
+        .values({_acct.c.reserved_allowance: _acct.c.reserved_allowance + hold.c.amount_allowance,
+                 _acct.c.reserved_paid: _acct.c.reserved_paid + hold.c.amount_paid,
+                 _acct.c.updated_at: _P_NOW})
+        .returning(_acct.c.user_id).cte("admitted"))
+    return select(hold.c.id, hold.c.amount_allowance, hold.c.amount_paid,
+                  exists(select(admitted.c.user_id)).label("admitted"))
+
+
+def _post_statement_pg() -> Any:
+    """_POST_HOLD, the account's debit and the debit entries (keys as in post()), returning the posted hold."""
+    posted = _POST_HOLD.cte("posted")
+    debited = (update(_acct).where(_acct.c.user_id == posted.c.user_id)
+               .values({_acct.c.allowance_balance: _acct.c.allowance_balance - posted.c.amount_allowance,
+                        _acct.c.reserved_allowance: _acct.c.reserved_allowance - posted.c.amount_allowance,
+                        _acct.c.paid_balance: _acct.c.paid_balance - posted.c.amount_paid,
+                        _acct.c.reserved_paid: _acct.c.reserved_paid - posted.c.amount_paid,
+                        _acct.c.updated_at: _P_NOW})
+               .cte("debited"))
+    first_key = literal("post:") + cast(posted.c.id, String)
+
+    def leg(order: int, bucket: str, part: Any, key: Any) -> Any:
+        values = {"user_id": posted.c.user_id, "bucket": literal(bucket), "amount": -part,
+                  "kind": literal("generation"), "idempotency_key": key, "hold_id": posted.c.id,
+                  "refund_of_id": cast(null(), Integer), "reference": posted.c.reference, "memo": literal(""),
+                  "actor_id": cast(null(), Integer),
+                  "created_at": _P_NOW}
+        return select(literal(order).label("leg"), *(values[c].label(c) for c in _ENTRY_VALUES)).where(part > 0)
+
+    legs = leg(0, ALLOWANCE, posted.c.amount_allowance, first_key).union_all(
+        leg(1, PAID, posted.c.amount_paid,
+            case((posted.c.amount_allowance > 0, first_key + literal(f":{PAID}")), else_=first_key))).subquery()
+    # one INSERT, legs in order: the allowance entry gets the lower id, as on SQLite
+    entries = (insert(_entries).from_select(_ENTRY_VALUES, select(*(legs.c[c] for c in _ENTRY_VALUES))
+                                            .order_by(legs.c.leg))
+               .cte("entries"))
+    return select(posted).add_cte(debited, entries)
+
+
+_RESERVE_PG = _reserve_statement_pg()
+_POST_PG = _post_statement_pg()
 
 
 class LedgerService:
@@ -414,25 +517,30 @@ class LedgerService:
         now = self.clock()
         expires_at = now + timedelta(seconds=ttl)
         try:
-            with self.db.write_connection() as conn:
+            with self.db.write_raw() as conn:
                 # The hold row goes in first: its unique key claims the request before any credit moves, so a
                 # retry or a double click stops here without touching the account, and reserve takes its
                 # locks in the same order as post/void/expire (hold, then account) -- on PostgreSQL the
                 # opposite order deadlocks against a post of the same key's hold. Its split is a guess from
                 # the account as last committed, settled below once admission has decided; nobody sees the
                 # row before commit.
-                inserted = conn.execute(_INSERT_HOLD, {
-                    "p_user": user_id, "p_amount": amount, "p_key": key, "p_hash": digest, "p_ref": reference,
-                    "p_now": now, "p_expires": expires_at}).first()
-                if inserted is None:
-                    raise UnknownAccount(user_id)
-                hold_id = inserted.id
-                admitted = conn.execute(_ADMIT_COMMON, {"p_user": user_id, "p_amount": amount,
-                                                        "p_month": month_of(now), "p_now": now}).first()
-                if admitted is not None:
+                params = {"p_user": user_id, "p_amount": amount, "p_key": key, "p_hash": digest,
+                          "p_ref": reference, "p_now": now, "p_expires": expires_at, "p_month": month_of(now)}
+                if self.db.is_sqlite:
+                    inserted = conn.execute(_INSERT_HOLD, params).first()
+                    if inserted is None:
+                        raise UnknownAccount(user_id)
+                    admitted = conn.execute(_ADMIT_COMMON, params).first()
                     # Something stays free in the allowance only when the allowance paid (see _ADMIT_COMMON).
-                    split = (amount, 0) if admitted.free_allowance_after > 0 else (0, amount)
+                    split = None if admitted is None else \
+                        (amount, 0) if admitted.free_allowance_after > 0 else (0, amount)
                 else:
+                    inserted = conn.execute(_RESERVE_PG, params).first()
+                    if inserted is None:
+                        raise UnknownAccount(user_id)
+                    split = (inserted.amount_allowance, inserted.amount_paid) if inserted.admitted else None
+                hold_id = inserted.id
+                if split is None:
                     split = self._admit(conn, user_id, amount, now)
                 if split != (inserted.amount_allowance, inserted.amount_paid):
                     conn.execute(_SET_HOLD_SPLIT, {"p_hold": hold_id, "p_allowance": split[0],
@@ -457,7 +565,7 @@ class LedgerService:
                                       f"hold #{row.id} of {row.amount_allowance + row.amount_paid} credits")
         return _hold_view(row)
 
-    def _admit(self, conn: Connection, user_id: int, amount: int, now: datetime) -> tuple[int, int]:
+    def _admit(self, conn: Writer, user_id: int, amount: int, now: datetime) -> tuple[int, int]:
         """The admission cases _ADMIT_COMMON leaves out: a stale allowance month, an allowance that covers
         only part of the amount (or exactly all of it), and not enough credits. Returns (allowance, paid).
 
@@ -467,8 +575,7 @@ class LedgerService:
         """
         month = month_of(now)
         for _ in range(MAX_ADMISSION_ATTEMPTS):
-            row = conn.execute(select(_acct.c.allowance_month, _FREE_ALLOWANCE.label("free_allowance"),
-                                      _FREE_PAID.label("free_paid")).where(_acct.c.user_id == user_id)).first()
+            row = conn.execute(_ADMIT_READ, {"p_user": user_id}).first()
             if row is None:
                 raise UnknownAccount(user_id)
             if row.allowance_month is None or row.allowance_month < month:
@@ -479,16 +586,8 @@ class LedgerService:
                 raise InsufficientCredits(amount, row.free_allowance + row.free_paid)
             from_allowance = min(max(row.free_allowance, 0), amount)
             from_paid = amount - from_allowance
-            result = conn.execute(
-                update(_acct)
-                .where(_acct.c.user_id == user_id,
-                       _acct.c.allowance_month >= month,
-                       _FREE_ALLOWANCE + _FREE_PAID >= amount,
-                       _FREE_ALLOWANCE >= amount if from_paid == 0 else _FREE_ALLOWANCE == from_allowance,
-                       _FREE_PAID >= from_paid)
-                .values({_acct.c.reserved_allowance: _acct.c.reserved_allowance + from_allowance,
-                         _acct.c.reserved_paid: _acct.c.reserved_paid + from_paid,
-                         _acct.c.updated_at: now}))
+            result = conn.execute(_ADMIT_SPLIT, {"p_user": user_id, "p_month": month, "p_now": now,
+                                                 "p_allowance": from_allowance, "p_paid": from_paid})
             if result.rowcount == 1:
                 return from_allowance, from_paid
         raise LedgerError("The account is too busy right now; please try again.")  # pragma: no cover
@@ -498,20 +597,9 @@ class LedgerService:
         gets a second entry ``post:<hold>:paid``). Posting a posted hold returns it unchanged. A hold past its
         expiry is expired instead and HoldNotPending is raised, so an expired reservation never charges."""
         now = self.clock()
-        with self.db.write_connection() as conn:
-            row = conn.execute(_POST_HOLD, {"p_hold": hold_id, "p_now": now}).first()
-            if row is not None:
-                part_a, part_p = row.amount_allowance, row.amount_paid
-                conn.execute(_POST_ACCOUNT, {"p_user": row.user_id, "p_allowance": part_a, "p_paid": part_p,
-                                             "p_now": now})
-                legs = [(bucket, part) for bucket, part in ((ALLOWANCE, part_a), (PAID, part_p)) if part]
-                for i, (bucket, part) in enumerate(legs):
-                    conn.execute(_INSERT_ENTRY, dict(
-                        user_id=row.user_id, bucket=bucket, amount=-part, kind="generation",
-                        idempotency_key=f"post:{hold_id}" if i == 0 else f"post:{hold_id}:{bucket}",
-                        hold_id=hold_id, refund_of_id=None, reference=row.reference, memo="", actor_id=None,
-                        created_at=now))
-                return _hold_view(row)
+        row = self._post_pending(hold_id, now)
+        if row is not None:
+            return _hold_view(row)
         hold = self._require_hold(hold_id)
         if hold.status == "posted":
             return hold
@@ -520,12 +608,33 @@ class LedgerService:
             hold = self._require_hold(hold_id)
         raise HoldNotPending(hold, "charged")
 
+    def _post_pending(self, hold_id: int, now: datetime) -> Row | None:
+        """Post the hold if it is pending and unexpired; the posted hold's row, or None when it was not."""
+        if not self.db.is_sqlite:
+            with self.db.write_raw(one_statement=True) as conn:
+                return conn.execute(_POST_PG, {"p_hold": hold_id, "p_now": now}).first()
+        with self.db.write_raw() as conn:
+            row = conn.execute(_POST_HOLD, {"p_hold": hold_id, "p_now": now}).first()
+            if row is None:
+                return None
+            part_a, part_p = row.amount_allowance, row.amount_paid
+            conn.execute(_POST_ACCOUNT, {"p_user": row.user_id, "p_allowance": part_a, "p_paid": part_p,
+                                         "p_now": now})
+            legs = [(bucket, part) for bucket, part in ((ALLOWANCE, part_a), (PAID, part_p)) if part]
+            for i, (bucket, part) in enumerate(legs):
+                conn.execute(_INSERT_ENTRY, _entry_params(
+                    user_id=row.user_id, bucket=bucket, amount=-part, kind="generation",
+                    idempotency_key=f"post:{hold_id}" if i == 0 else f"post:{hold_id}:{bucket}",
+                    hold_id=hold_id, refund_of_id=None, reference=row.reference, memo="", actor_id=None,
+                    created_at=now))
+            return row
+
     def void(self, hold_id: int) -> HoldView:
         """Release a pending hold without charging (key ``void:<hold>``: the hold's own status change is the
         record, so voiding twice is harmless). Voiding an expired or voided hold returns it; voiding a posted
         hold raises HoldNotPending -- a charge is undone by refund(), never by void()."""
         now = self.clock()
-        with self.db.write_connection() as conn:
+        with self.db.write_raw() as conn:
             row = conn.execute(_VOID_HOLD, {"p_hold": hold_id, "p_now": now}).first()
             if row is not None:
                 self._release(conn, row, now)
@@ -550,14 +659,14 @@ class LedgerService:
                 return expired
 
     def _expire_hold(self, hold_id: int, now: datetime) -> bool:
-        with self.db.write_connection() as conn:
+        with self.db.write_raw() as conn:
             row = conn.execute(_EXPIRE_HOLD, {"p_hold": hold_id, "p_now": now}).first()
             if row is None:
                 return False
             self._release(conn, row, now)
             return True
 
-    def _release(self, conn: Connection, hold: Row, now: datetime) -> None:
+    def _release(self, conn: Writer, hold: Row, now: datetime) -> None:
         """Give a voided/expired hold's reservation back. Allowance reserved in an earlier allowance month
         than the account's current one has already missed its month's expiry, so it expires now."""
         month = conn.execute(_RELEASE_ACCOUNT, {"p_user": hold.user_id, "p_allowance": hold.amount_allowance,
@@ -652,7 +761,8 @@ class LedgerService:
         reason = (reason or "").strip()
         if not reason:
             raise InvalidRequest("A refund needs a reason.")
-        with self.db.write_connection() as conn:
+        with self.db.write() as s:
+            conn = s.connection()
             original = conn.execute(select(_entries).where(_entries.c.id == entry_id)).first()
             if original is None:
                 raise EntryNotFound(entry_id)
@@ -692,13 +802,8 @@ class LedgerService:
         """AccountService.after_signup hook: a new account starts with this month's allowance."""
         self.ensure_monthly_allowance(user_id)
 
-    def _rollover(self, conn: Connection, user_id: int, month: str, now: datetime) -> bool:
-        claimed = conn.execute(
-            update(_acct)
-            .where(_acct.c.user_id == user_id,
-                   or_(_acct.c.allowance_month.is_(None), _acct.c.allowance_month < month))
-            .values(allowance_month=month, updated_at=now)
-            .returning(_acct.c.allowance_balance, _acct.c.reserved_allowance)).first()
+    def _rollover(self, conn: Writer, user_id: int, month: str, now: datetime) -> bool:
+        claimed = conn.execute(_CLAIM_MONTH, {"p_user": user_id, "p_month": month, "p_now": now}).first()
         if claimed is None:  # another transaction renewed it first
             return False
         # Allowance still reserved by pending holds stays until they resolve (see _release).
@@ -735,29 +840,26 @@ class LedgerService:
 
     # == booking primitives ==================================================================================
     @staticmethod
-    def _lock_account(conn: Connection, user_id: int) -> None:
+    def _lock_account(conn: Writer, user_id: int) -> None:
         # FOR NO KEY UPDATE serialises writers of one account on PostgreSQL (the same lock an UPDATE takes, so
         # inserts whose foreign keys point at the account are not blocked), and the key look-up that follows
         # sees every committed entry. SQLite ignores it and needs nothing: db.write() began BEGIN IMMEDIATE.
-        if conn.scalar(select(_acct.c.user_id).where(_acct.c.user_id == user_id)
-                       .with_for_update(key_share=True)) is None:
+        if conn.scalar(_LOCK_ACCOUNT, {"p_user": user_id}) is None:
             raise UnknownAccount(user_id)
 
     @staticmethod
-    def _entry_by_key(conn: Connection, key: str) -> Row | None:
+    def _entry_by_key(conn: Writer, key: str) -> Row | None:
         return conn.execute(_ENTRY_BY_KEY, {"p_key": key}).first()
 
-    def _book(self, conn: Connection, *, user_id: int, bucket: str, amount: int, kind: str, key: str, now: datetime,
+    def _book(self, conn: Writer, *, user_id: int, bucket: str, amount: int, kind: str, key: str, now: datetime,
               hold_id: int | None = None, refund_of_id: int | None = None, reference: str = "",
               memo: str = "", actor_id: int | None = None) -> EntryView:
         """Move one bucket's balance and append the entry that explains it, in the caller's transaction.
         A debit may only take what is free (balance minus reserved); a credit may not pass MAX_BALANCE."""
-        balance, reserved = _balance_cols(bucket)
-        guard = balance - reserved >= -amount if amount < 0 else balance + amount <= MAX_BALANCE
-        moved = conn.execute(update(_acct).where(_acct.c.user_id == user_id, guard)
-                          .values({balance: balance + amount, _acct.c.updated_at: now}))
+        moved = conn.execute(_MOVE_BALANCE[bucket, amount < 0], {"p_user": user_id, "p_amount": amount,
+                                                                  "p_max": MAX_BALANCE, "p_now": now})
         if moved.rowcount != 1:
-            free = conn.scalar(select(balance - reserved).where(_acct.c.user_id == user_id))
+            free = conn.scalar(_FREE_IN[bucket], {"p_user": user_id})
             if free is None:
                 raise UnknownAccount(user_id)
             if amount < 0:
@@ -766,7 +868,7 @@ class LedgerService:
         values = dict(user_id=user_id, bucket=bucket, amount=amount, kind=kind, idempotency_key=key,
                       hold_id=hold_id, refund_of_id=refund_of_id, reference=reference, memo=memo,
                       actor_id=actor_id, created_at=now)
-        entry_id = conn.execute(_INSERT_ENTRY_RETURNING_ID, values).scalar_one()
+        entry_id = conn.execute(_INSERT_ENTRY_RETURNING_ID, _entry_params(**values)).scalar_one()
         return EntryView(id=entry_id, user_id=user_id, bucket=bucket, amount=amount, kind=kind, key=key,
                          hold_id=hold_id, refund_of_id=refund_of_id, reference=reference, memo=memo,
                          actor_id=actor_id, created_at=now)
