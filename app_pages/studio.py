@@ -14,7 +14,14 @@ from studio_core.services.generation import (
     new_request_key,
 )
 from studio_core.services.ledger import IdempotencyConflict
-from studio_core.ui.generation import job_image, job_progress, provider_label, recipe_card, tier_cards
+from studio_core.ui.generation import (
+    job_image,
+    job_progress,
+    provider_down_notice,
+    provider_label,
+    recipe_card,
+    tier_cards,
+)
 from studio_core.ui.remix import open_in_studio, remix_banner
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
@@ -31,6 +38,10 @@ ss.setdefault("studio_tier", settings.default_tier)
 ss.setdefault("studio_seed_fixed", False)
 ss.setdefault("studio_seed", 42)
 ss.setdefault("studio_template", None)
+primary_renderer = studio.generation.generator.name
+ss.setdefault("studio_renderer", primary_renderer)
+if ss.studio_renderer not in studio.generation.renderers:  # the configuration changed under this session
+    ss.studio_renderer = primary_renderer
 
 # A shared remix link (?remix=<post id>) opens that post's recipe here, like the Remix button does.
 if (remix_post := st.query_params.get("remix")) is not None:
@@ -82,7 +93,8 @@ def current_request() -> GenerateRequest:
         prompt=ss.studio_prompt, tier=ss.studio_tier, negative_prompt=ss.studio_negative,
         enhanced_prompt=ss.get("studio_enh_text") if use_enhanced else None, aspect_ratio=ss.studio_aspect or "1:1",
         seed=int(ss.studio_seed) if ss.studio_seed_fixed else None, template_id=ss.studio_template,
-        remixed_from_id=ss.studio_remixed_from)
+        remixed_from_id=ss.studio_remixed_from,
+        renderer=None if ss.studio_renderer == primary_renderer else ss.studio_renderer)
 
 
 def ask_to_generate(request: GenerateRequest | None = None) -> None:
@@ -134,11 +146,16 @@ def use_suggested_negative() -> None:
     ss.studio_negative = ss.studio_enh.enhancement.negative_prompt
 
 
+def use_renderer(name: str) -> None:
+    ss.studio_renderer = name
+
+
 # -- header ---------------------------------------------------------------------------------------------------
 balance = studio.ledger.balance(user.id)
+health = studio.generation.provider_health()
 st.title("Studio")
 st.caption(f"Enhancer: {'offline rules' if studio.prompts.provider == 'local' else studio.prompts.provider} · "
-           f"Images: {provider_label(studio.generation.generator.name)} · "
+           f"Images: {provider_label(ss.studio_renderer)} · "
            f"{balance.available} credits available")
 
 create, output = st.columns([3, 2], gap="large")
@@ -204,6 +221,14 @@ with create:
             if enh.enhancement.negative_prompt:
                 neg_col.button("Use suggested negative prompt", on_click=use_suggested_negative)
 
+    # -- renderer: the offline one stands in while the configured one is down -----------------------------------
+    if health.fallback and (health.outage or ss.studio_renderer != primary_renderer):
+        if health.outage and ss.studio_renderer == primary_renderer:
+            provider_down_notice(health, on_switch=use_renderer, args=(health.fallback,))
+        st.radio("Renderer", studio.generation.renderers, key="studio_renderer", format_func=provider_label,
+                 horizontal=True, help="The offline renderer draws a procedural preview from your prompt on this "
+                                       "server (not AI), so you can keep working while the image service is down.")
+
     # -- tier and generate ------------------------------------------------------------------------------------
     st.subheader("Quality")
     chosen = tier_cards(settings.tiers, ss.studio_tier, balance.available, key="tier")
@@ -228,7 +253,8 @@ def confirm(pending: dict) -> None:
     tier = settings.tiers[req.tier]
     st.text((req.enhanced_prompt or req.prompt)[:300])
     st.caption(f"{tier.label} · {req.aspect_ratio} · "
-               f"{'seed ' + str(req.seed) if req.seed is not None else 'random seed'}")
+               f"{'seed ' + str(req.seed) if req.seed is not None else 'random seed'} · "
+               f"{provider_label(req.renderer or primary_renderer)}")
     st.metric("Cost", f"{tier.credits} credit{'s' if tier.credits != 1 else ''}",
               delta=f"{balance.available - tier.credits} left after", delta_color="off")
     st.caption("You are charged only if the image is delivered. A failed or canceled generation costs nothing.")
@@ -286,14 +312,21 @@ with output:
                                    file_name=f"studio-{job.id}-seed{job.seed}.png", mime="image/png",
                                    icon=":material/download:", key="studio_download",
                                    on_click=track, args=(Event.DOWNLOAD,), kwargs={"job_id": job.id})
-            retry_col, vary_col, edit_col = st.columns(3)
+            if job.failed_for_outage and health.fallback and job.provider != health.fallback:
+                st.button("Render an offline preview instead", key="studio_offline_retry",
+                          icon=":material/offline_bolt:", on_click=ask_to_generate,
+                          args=(job.as_request(same_seed=True, renderer=health.fallback),),
+                          use_container_width=True,
+                          help="The same recipe on the offline renderer: a procedural preview (not AI), "
+                               "made on this server while the image service is down.")
+            retry_col, vary_col = st.columns(2)
             retry_col.button("Retry", key="studio_retry", icon=":material/refresh:", on_click=ask_to_generate,
                              args=(job.as_request(same_seed=True),), use_container_width=True,
                              help="The same recipe and seed, as a new request.")
             vary_col.button("Vary seed", key="studio_vary", icon=":material/casino:", on_click=ask_to_generate,
                             args=(job.as_request(same_seed=False),), use_container_width=True,
                             help="The same recipe with a new random seed.")
-            edit_col.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
+            st.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
                             args=(job,), kwargs={"same_seed": True}, use_container_width=True,
                             help="Load this image's prompt, settings and seed into the form.")
             if job.status == "succeeded" and st.button(

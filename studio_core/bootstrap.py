@@ -93,7 +93,8 @@ class Studio:
     def generation(self):
         from studio_core.services.generation import GenerationService
 
-        service = GenerationService(self.db, self.settings, self.ledger, self.generator, self.store)
+        service = GenerationService(self.db, self.settings, self.ledger, self.generator, self.store,
+                                    fallback=self.offline_generator)
         service.dispatch = lambda job_id: self.jobs.enqueue(job_id)
         # analytics: generation succeeded / failed events, recorded by the worker (never by Streamlit)
         service.on_succeeded = service.on_failed = self.analytics.track_generation
@@ -143,6 +144,14 @@ class Studio:
         from studio_core.adapters import build_generator
 
         return build_generator(self.settings, self.providers["generator"])
+
+    @cached_property
+    def offline_generator(self):
+        """The offline renderer, kept beside a real generator so people can keep working through an outage."""
+        from studio_core.adapters import build_generator
+        from studio_core.config import ProviderChoice
+
+        return build_generator(self.settings, ProviderChoice("generator", "local", True))
 
     @cached_property
     def store(self):

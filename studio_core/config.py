@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     blocked_terms: list[str] = Field(default_factory=list)
     max_concurrent_jobs_per_user: int = Field(default=2, ge=1)
     max_jobs_per_minute: int = Field(default=6, ge=1)
+    # The studio offers the offline renderer after this many outage failures in a row within the window.
+    provider_outage_failures: int = Field(default=3, ge=1)
+    provider_outage_window_s: int = Field(default=900, ge=60)
 
     # Credits
     monthly_allowance: int = Field(default=30, ge=0)

@@ -54,6 +54,10 @@ REQUEST_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
 LEASE_S = 60
 ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "canceled")
+# Failures that say "the provider is not answering" (as opposed to "this prompt / this image went wrong"):
+# enough of them in a row and the studio offers the offline renderer instead.
+OUTAGE_CODES = (ErrorCode.PROVIDER_UNAVAILABLE.value, ErrorCode.PROVIDER_TIMEOUT.value,
+                ErrorCode.RATE_LIMITED.value, ErrorCode.AUTH_FAILED.value)
 
 
 class GenerationError(Exception):
@@ -88,6 +92,19 @@ class GenerateRequest:
     seed: int | None = None  # None: a random seed is drawn and recorded
     template_id: int | None = None
     remixed_from_id: int | None = None
+    renderer: str | None = None  # a generator's name (GenerationService.renderers); None: the configured one
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    """Whether the configured image generator is answering, judged from the last jobs it ended (in the
+    database, so every app process sees the same)."""
+
+    provider: str
+    outage: bool
+    recent_failures: int  # ended in an outage error, newest first, before the last success
+    fallback: str | None  # the offline renderer people can switch to, when the configured one is not it
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,13 +164,19 @@ class JobView:
                 "template": self.template_title, "tier": self.tier, "width": self.width, "height": self.height,
                 "seed": self.seed, "provider": self.provider, "model_version": self.model_version}
 
-    def as_request(self, *, same_seed: bool = True) -> GenerateRequest:
-        """This job's recipe as a new request (Retry keeps the seed, Vary seed draws a new one)."""
+    @property
+    def failed_for_outage(self) -> bool:
+        """It failed because the provider did not answer (not because of the prompt or the image)."""
+        return self.status == "failed" and self.error_code in OUTAGE_CODES
+
+    def as_request(self, *, same_seed: bool = True, renderer: str | None = None) -> GenerateRequest:
+        """This job's recipe as a new request (Retry keeps the seed, Vary seed draws a new one); ``renderer``
+        None renders with the configured generator, whatever rendered this one."""
         return GenerateRequest(prompt=self.prompt, tier=self.tier, negative_prompt=self.negative_prompt,
                                enhanced_prompt=self.enhanced_prompt,
                                aspect_ratio=self.aspect_ratio if self.aspect_ratio in ASPECT_RATIOS else "1:1",
                                seed=self.seed if same_seed else None, template_id=self.template_id,
-                               remixed_from_id=self.remixed_from_id)
+                               remixed_from_id=self.remixed_from_id, renderer=renderer)
 
 
 def new_request_key() -> str:
@@ -195,8 +218,13 @@ def _view(row: GeneratedImage, template_title: str | None) -> JobView:
 
 
 class GenerationService:
+    """``generator`` renders by default; ``fallback`` (the offline renderer, when the configured generator is a
+    real one) is there for people to switch to while the real one is down. A job keeps the name of the
+    generator it was sent to, and every later step (polling, canceling, resuming) goes back to that one."""
+
     def __init__(self, db: Database, settings: Settings, ledger: LedgerService, generator: ImageGenerator,
-                 store: ImageStore, *, clock: Callable[[], datetime] = utcnow, poll_interval_s: float = 1.0,
+                 store: ImageStore, *, fallback: ImageGenerator | None = None,
+                 clock: Callable[[], datetime] = utcnow, poll_interval_s: float = 1.0,
                  lease_s: int = LEASE_S, worker_id: str | None = None,
                  on_succeeded: Callable[[JobView], None] | None = None,
                  on_failed: Callable[[JobView], None] | None = None) -> None:
@@ -204,6 +232,8 @@ class GenerationService:
         self.settings = settings
         self.ledger = ledger
         self.generator = generator
+        self.fallback = fallback if fallback is not None and fallback.name != generator.name else None
+        self._generators = {g.name: g for g in (generator, self.fallback) if g is not None}
         self.store = store
         self.clock = clock
         self.poll_interval_s = poll_interval_s
@@ -226,6 +256,42 @@ class GenerationService:
 
     def quote(self, tier: str) -> int:
         return self.tier(tier).credits
+
+    @property
+    def renderers(self) -> list[str]:
+        """The generators a request may name: the configured one first, then the offline fallback if any."""
+        return list(self._generators)
+
+    def _generator(self, name: str | None) -> ImageGenerator:
+        if name is None:
+            return self.generator
+        try:
+            return self._generators[name]
+        except KeyError:
+            raise GenerationError(f"The renderer {name!r} is not available here; choose one of "
+                                  f"{', '.join(self._generators)}.") from None
+
+    def provider_health(self) -> ProviderHealth:
+        """An outage is ``provider_outage_failures`` jobs in a row, within ``provider_outage_window_s``, that the
+        configured generator ended with an outage error (unavailable, timeout, rate limited, auth). One
+        success ends it. Read from the newest ended jobs only, through the created_at index."""
+        name = self.generator.name
+        needed = self.settings.provider_outage_failures
+        since = self.clock() - timedelta(seconds=self.settings.provider_outage_window_s)
+        with self.db.read() as s:
+            rows = s.execute(select(GeneratedImage.status, GeneratedImage.error_code, GeneratedImage.error_message)
+                             .where(GeneratedImage.created_at >= since, GeneratedImage.provider == name,
+                                    GeneratedImage.status.in_(("succeeded", "failed")))
+                             .order_by(GeneratedImage.created_at.desc(), GeneratedImage.id.desc())
+                             .limit(needed)).all()
+        failures = 0
+        for row in rows:
+            if row.status != "failed" or row.error_code not in OUTAGE_CODES:
+                break
+            failures += 1
+        fallback = self.fallback.name if self.fallback is not None else None
+        return ProviderHealth(provider=name, outage=failures >= needed, recent_failures=failures,
+                              fallback=fallback, last_error=rows[0].error_message if failures else None)
 
     def moderate(self, prompt: str) -> str:
         """The cleaned prompt, or PromptRefused naming the rule (and the term) that fired. Runs before any
@@ -260,9 +326,10 @@ class GenerationService:
         if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
             raise GenerationError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
         width, height = size_for(tier, request.aspect_ratio)
+        generator = self._generator(request.renderer)
         identity = {"final_prompt": final_prompt, "negative": negative, "tier": tier.name, "w": width,
                     "h": height, "seed": request.seed, "template": request.template_id,
-                    "remix": request.remixed_from_id}
+                    "remix": request.remixed_from_id, "renderer": generator.name}
         if existing is not None:
             return self._same_request(existing, user_id, identity)
         self._check_template(request.template_id)
@@ -279,7 +346,7 @@ class GenerationService:
                     final_prompt=final_prompt, negative_prompt=negative, template_id=request.template_id,
                     remixed_from_id=request.remixed_from_id, tier=tier.name, width=width, height=height,
                     seed=request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1),
-                    provider=self.generator.name, model_version=self.generator.model_version,
+                    provider=generator.name, model_version=generator.model_version,
                     status="queued", cost=tier.credits, hold_id=hold.id, created_at=now, queued_at=now,
                     lease_owner=self.worker_id, lease_expires_at=now + timedelta(seconds=self.lease_s))
                 s.add(row)
@@ -307,7 +374,7 @@ class GenerationService:
                 and row.negative_prompt == identity["negative"] and row.tier == identity["tier"]
                 and (row.width, row.height) == (identity["w"], identity["h"])
                 and (identity["seed"] is None or identity["seed"] == row.seed)
-                and row.template_id == identity["template"])
+                and row.template_id == identity["template"] and row.provider == identity["renderer"])
         if not same:
             raise RequestConflict("This request was already sent with different settings. Start a new one.")
         return row
@@ -417,6 +484,10 @@ class GenerationService:
         job = self._row(job_id)
         if job.status not in ACTIVE:
             return
+        generator = self._generators.get(job.provider)
+        if generator is None:  # sent to a generator this process does not run (the configuration changed)
+            self._fail(job_id, ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, f"no {job.provider!r} generator"))
+            return
         provider_job_id = job.provider_job_id
         if provider_job_id is None:
             request = GenerationRequest(prompt=job.final_prompt, negative_prompt=job.negative_prompt,
@@ -425,7 +496,7 @@ class GenerationService:
                                         refiner=self.tier(job.tier).refiner)
             self._update(job_id, status="running", started_at=self.clock())
             try:
-                provider_job_id = self.generator.submit(request)
+                provider_job_id = generator.submit(request)
             except ProviderError as exc:
                 self._fail(job_id, exc)
                 return
@@ -435,11 +506,11 @@ class GenerationService:
         first = True
         while True:
             if not first and self._row(job_id).status == "canceled":
-                self._cancel_at_provider(provider_job_id)
+                self._cancel_at_provider(generator, provider_job_id)
                 return
             first = False
             try:
-                status = self.generator.poll(provider_job_id)
+                status = generator.poll(provider_job_id)
             except ProviderError as exc:
                 # poll() raises when the provider could not be asked; ask again unless that can't help
                 if not exc.retryable or self.clock() >= deadline:
@@ -454,7 +525,7 @@ class GenerationService:
                     ErrorCode.CANCELED if status.state == "canceled" else ErrorCode.GENERATION_FAILED))
                 return
             if self.clock() >= deadline:
-                self._cancel_at_provider(provider_job_id)
+                self._cancel_at_provider(generator, provider_job_id)
                 self._fail(job_id, ProviderError(ErrorCode.PROVIDER_TIMEOUT, "generation deadline passed"))
                 return
             self._update(job_id, progress=max(0.0, min(1.0, status.progress)),
@@ -533,9 +604,10 @@ class GenerationService:
         except HoldNotPending:
             pass  # already posted by a finishing worker; the job row tells which happened
 
-    def _cancel_at_provider(self, provider_job_id: str) -> None:
+    @staticmethod
+    def _cancel_at_provider(generator: ImageGenerator, provider_job_id: str) -> None:
         try:
-            self.generator.cancel(provider_job_id)
+            generator.cancel(provider_job_id)
         except ProviderError as exc:
             log.warning("could not cancel %s at the provider: %s", provider_job_id, exc)
 
@@ -617,5 +689,5 @@ class GenerationService:
 
 
 __all__ = ["ASPECT_RATIOS", "GenerateRequest", "GenerationError", "GenerationService", "InsufficientCredits",
-           "JobNotFound", "JobView", "LimitReached", "PromptRefused", "RequestConflict", "new_request_key",
-           "size_for"]
+           "JobNotFound", "JobView", "LimitReached", "PromptRefused", "ProviderHealth", "RequestConflict",
+           "new_request_key", "size_for"]

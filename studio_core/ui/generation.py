@@ -12,7 +12,7 @@ from datetime import datetime
 import streamlit as st
 
 from studio_core.config import Tier
-from studio_core.services.generation import JobView
+from studio_core.services.generation import JobView, ProviderHealth
 
 STATUS_LABEL = {"queued": "Waiting for a worker…", "running": "Generating…", "succeeded": "Done",
                 "failed": "Failed", "canceled": "Canceled"}
@@ -22,6 +22,18 @@ PROVIDER_LABEL = {"local": "Offline preview renderer (not AI)", "replicate": "Re
 
 def provider_label(name: str) -> str:
     return PROVIDER_LABEL.get(name, name)
+
+
+def provider_down_notice(health: ProviderHealth, on_switch: Callable[..., None], args: tuple = ()) -> None:
+    """The configured image service is down: say so in plain words and offer the offline renderer."""
+    with st.container(border=True):
+        st.warning(f"{provider_label(health.provider)} is not answering: its last {health.recent_failures} "
+                   "images failed. Nothing was charged for them.", icon=":material/cloud_off:")
+        st.caption("You can keep working with the offline preview renderer. It draws a procedural preview of "
+                   "your prompt on this server — not an AI image — and keeps the full recipe, so you can render "
+                   "the same recipe with the image service once it is back.")
+        st.button("Use the offline preview renderer", on_click=on_switch, args=args,
+                  icon=":material/offline_bolt:", key="studio_use_offline", type="primary")
 
 
 def tier_cards(tiers: dict[str, Tier], selected: str, available: int, key: str) -> str:
@@ -75,7 +87,7 @@ def recipe_card(job: JobView) -> None:
             col.caption(label)
             col.text(value)
         st.caption("Copy recipe")
-        st.code(json.dumps(job.recipe(), indent=2), language="json")
+        st.code(json.dumps(job.recipe(), indent=2), language=None, wrap_lines=True)
 
 
 def job_image(job: JobView, url: str | None, *, width: str = "stretch") -> None:

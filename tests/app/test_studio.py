@@ -148,3 +148,45 @@ def test_a_remix_link_opens_the_posts_recipe(app_env):
     at.query_params["remix"] = "999"
     run(at)
     assert any("remix link points to a post that does not exist" in w.value for w in at.warning)
+
+
+def test_while_replicate_is_down_people_keep_working_on_the_offline_renderer(app_env, monkeypatch):
+    from tests.fakes.replicate_server import FakeReplicate
+
+    with FakeReplicate() as replicate:
+        replicate.fail("status", status=503, method="POST", path=r"/predictions$", times=None)
+        monkeypatch.setenv("STUDIO_GENERATOR", "replicate")
+        monkeypatch.setenv("STUDIO_REPLICATE_API_TOKEN", replicate.api_token)
+        monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
+        monkeypatch.setenv("STUDIO_PROVIDER_OUTAGE_FAILURES", "2")
+        at = _studio()
+        assert "Renderer" not in [r.label for r in at.radio]  # nothing to choose while Replicate answers
+        _ask_and_confirm(at, "a lighthouse in a storm")
+        _wait_for(at, lambda a: any("Not charged" in e.value for e in a.error))
+        # one failure: this result offers an offline preview, the page does not call it an outage yet
+        assert at.button(key="studio_offline_retry").label == "Render an offline preview instead"
+        assert not any("is not answering" in w.value for w in at.warning)
+        at.button(key="studio_retry").click()
+        run(at)
+        at.button(key="studio_confirm").click()
+        run(at)
+        _wait_for(at, lambda a: any("is not answering" in w.value for w in a.warning))
+        assert _credits(at) == 30  # two failures, nothing charged
+
+        at.button(key="studio_use_offline").click()
+        run(at)
+        assert at.radio(key="studio_renderer").value == "local"
+        assert "Images: Offline preview renderer (not AI)" in texts(at)
+        at.button(key="studio_generate").click()
+        run(at)
+        assert "Offline preview renderer (not AI)" in texts(at)  # the confirm dialog names the renderer
+        at.button(key="studio_confirm").click()
+        run(at)
+        _wait_for(at, _has_download)
+        assert _credits(at) == 29
+        assert "Offline preview renderer (not AI)" in [t.value for t in at.text]  # the recipe's provider
+        assert len(replicate.requests_to("POST", r"/predictions$")) == 2  # the preview never went to Replicate
+
+        at.radio(key="studio_renderer").set_value("replicate")  # back to the real thing in one click
+        run(at)
+        assert "Images: Replicate · SDXL" in texts(at)
