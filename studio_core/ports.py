@@ -36,7 +36,7 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.AUTH_FAILED: "The service refused our credentials. An admin needs to check the API key.",
     ErrorCode.GENERATION_FAILED: "The image could not be generated.",
     ErrorCode.CANCELED: "The generation was canceled.",
-    ErrorCode.STORAGE_FAILED: "The image could not be stored.",
+    ErrorCode.STORAGE_FAILED: "The image was made but could not be stored.",
     ErrorCode.PAYMENT_DECLINED: "The payment was declined.",
     ErrorCode.PAYMENT_NOT_COMPLETED: "The payment has not been completed.",
     ErrorCode.BAD_REQUEST: "The request was not valid.",

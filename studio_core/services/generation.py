@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from studio_core.config import Settings, Tier
@@ -54,6 +54,9 @@ REQUEST_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
 LEASE_S = 60
 ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "canceled")
+# The database did not answer (connection lost, server down, locked past the busy timeout): transient, unlike a
+# constraint violation, so a job hit by one is paused and resumed rather than failed.
+DATABASE_DOWN = (OperationalError, InterfaceError)
 # Failures that say "the provider is not answering" (as opposed to "this prompt / this image went wrong"):
 # enough of them in a row and the studio offers the offline renderer instead.
 OUTAGE_CODES = (ErrorCode.PROVIDER_UNAVAILABLE.value, ErrorCode.PROVIDER_TIMEOUT.value,
@@ -463,6 +466,11 @@ class GenerationService:
             self._running.add(job_id)
         try:
             self._run_leased(job_id)
+        except DATABASE_DOWN:
+            # Nothing can be recorded while the database is away. The job keeps its hold and, once its lease
+            # lapses, is resumed (polled again if it reached the provider, voided if not) by the next
+            # maintenance round or restart: never charged twice, never left pending for good.
+            log.warning("generation job %s paused: the database is not answering", job_id, exc_info=True)
         finally:
             with self._running_lock:
                 self._running.discard(job_id)
@@ -472,13 +480,18 @@ class GenerationService:
             return
         try:
             self._work(job_id)
+        except DATABASE_DOWN:
+            raise
         except Exception as exc:  # noqa: BLE001 - a worker must never die with a hold left pending
             log.exception("generation job %s crashed", job_id)
             self._fail(job_id, ProviderError(ErrorCode.GENERATION_FAILED, repr(exc)))
         finally:
             # A finished job's last update already dropped the lease; only an interrupted one still holds it.
-            if self._row(job_id).status in ACTIVE:
-                self._release_lease(job_id)
+            try:
+                if self._row(job_id).status in ACTIVE:
+                    self._release_lease(job_id)
+            except DATABASE_DOWN:
+                pass  # the lease lapses by itself
 
     def _work(self, job_id: int) -> None:
         job = self._row(job_id)
@@ -542,7 +555,9 @@ class GenerationService:
             # Named by the request key: a resumed job that stores again overwrites, never duplicates.
             stored = self.store.save(job.owner_id, job.request_key, status.image_bytes)
         except ProviderError as exc:
-            self._fail(job_id, exc)
+            # The image service delivered; keeping the image failed. Said as such (not "the service is
+            # unavailable"), and not held against the image service's health.
+            self._fail(job_id, ProviderError(ErrorCode.STORAGE_FAILED, f"{exc.code.value}: {exc.detail}"))
             return
         cost = job.cost
         try:
@@ -670,6 +685,14 @@ class GenerationService:
                 self._release_lease(job_id)
                 voided += 1
         return resumed, voided
+
+    def maintain(self, enqueue: Callable[[int], None]) -> tuple[int, int, int]:
+        """What ``sweep`` does for jobs and holds, for a running app to call now and then, so it heals after a
+        crash or an outage without an operator: resume abandoned jobs, void the ones that never reached the
+        provider, expire holds nobody resolved. Safe in every process at once (leases and conditional updates).
+        Returns (resumed, voided, expired holds)."""
+        resumed, voided = self.resume_unfinished(enqueue)
+        return resumed, voided, self.ledger.expire_stale_holds()
 
     def stop(self) -> None:
         self._stop.set()

@@ -2,13 +2,15 @@
 
 Owned by the process (the cached Studio object), not by a browser session: closing a tab does not stop a job.
 A heartbeat renews the lease of every job this process holds, including ones still waiting for a free worker,
-so another process never mistakes them for abandoned work.
+so another process never mistakes them for abandoned work, and every ``maintenance_s`` it picks up what a dead
+process or a database outage left behind (``GenerationService.maintain``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from studio_core.services.generation import GenerationService
@@ -17,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    def __init__(self, generation: GenerationService, *, workers: int) -> None:
+    def __init__(self, generation: GenerationService, *, workers: int, maintenance_s: float = 60.0) -> None:
         self.generation = generation
+        self.maintenance_s = maintenance_s
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="studio-job")
         self._lock = threading.Lock()
         self._in_flight: dict[int, Future] = {}
@@ -49,14 +52,21 @@ class JobRunner:
         return resumed, voided
 
     def _beat(self) -> None:
-        interval = max(1.0, self.generation.lease_s / 3)
+        interval = min(max(1.0, self.generation.lease_s / 3), self.maintenance_s)
+        next_maintenance = time.monotonic() + self.maintenance_s
         while not self._stop.wait(interval):
             with self._lock:
                 ids = list(self._in_flight)
             try:
                 self.generation.renew_leases(ids)
+                if time.monotonic() >= next_maintenance:
+                    next_maintenance = time.monotonic() + self.maintenance_s
+                    resumed, voided, expired = self.generation.maintain(self.enqueue)
+                    if resumed or voided or expired:
+                        log.info("maintenance: resumed %d jobs, voided %d, expired %d holds",
+                                 resumed, voided, expired)
             except Exception:  # noqa: BLE001 - a database hiccup must not kill the heartbeat
-                log.exception("could not renew job leases")
+                log.warning("job heartbeat failed; trying again in %.0f s", interval, exc_info=True)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """For tests and shutdown: wait until every queued job has finished."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from streamlit.testing.v1 import AppTest
+
+from studio_core.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 60
@@ -61,3 +66,40 @@ def texts(at: AppTest) -> str:
     for el in at.sidebar.text:
         parts.append(str(el.value))
     return "\n".join(parts)
+
+
+@contextmanager
+def app_on_postgresql(monkeypatch, url: str) -> Iterator[list]:
+    """Point the app under test at PostgreSQL ``url`` (the test database, or a proxy in front of it) with an
+    empty schema that the app migrates itself, as on a first start. Yields the Studio objects built meanwhile
+    (by the app and by tests/app/_community.backend) and disposes of them afterwards."""
+    from studio_core import bootstrap
+    from studio_core.ui import session as ui_session
+    from tests.app import _community
+    from tests.conftest import PG_URL, reset_pg_schema_flag
+
+    built: list[bootstrap.Studio] = []
+
+    def tracked(settings, **kwargs):
+        built.append(bootstrap.build_studio(settings, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(ui_session, "build_studio", tracked)
+    monkeypatch.setattr(_community, "build_studio", tracked)
+    db = Database(PG_URL)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    db.dispose()
+    reset_pg_schema_flag()  # the shared schema of tests/conftest.py is gone
+    monkeypatch.setenv("STUDIO_DATABASE_URL", url)
+    ui_session._build.clear()  # maybe the same URL as an earlier test: build (and migrate) anew
+    try:
+        yield built
+        assert built and {s.db.engine.dialect.name for s in built} == {"postgresql"}
+    finally:
+        ui_session._build.clear()
+        for studio in built:
+            if "jobs" in studio.__dict__:
+                studio.jobs.shutdown(wait=False)
+            studio.db.dispose()

@@ -10,17 +10,14 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from studio_core import bootstrap
-from studio_core.db import Database
 from studio_core.models import AnalyticsEvent, CreditLedgerEntry, ModerationAction
 from studio_core.services.ledger import LedgerService, NotAllowed
-from studio_core.ui import session as ui_session
 from tests.app import _community as c
-from tests.app.conftest import new_app, run, sign_in, sign_up, texts
-from tests.conftest import DB_PARAMS, PG_URL, reset_pg_schema_flag
+from tests.app.conftest import app_on_postgresql, new_app, run, sign_in, sign_up, texts
+from tests.conftest import DB_PARAMS, PG_URL
 from tests.fakes.stripe_server import FakeStripe
 
 PAGE = "app_pages/wallet.py"
@@ -86,31 +83,8 @@ def app_db(request, app_env, monkeypatch) -> Iterator[str]:
     if request.param == "sqlite":
         yield "sqlite"
         return
-    built: list[bootstrap.Studio] = []
-
-    def tracked(settings, **kwargs):
-        built.append(bootstrap.build_studio(settings, **kwargs))
-        return built[-1]
-
-    monkeypatch.setattr(ui_session, "build_studio", tracked)
-    monkeypatch.setattr(c, "build_studio", tracked)
-    db = Database(PG_URL)
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    db.dispose()
-    reset_pg_schema_flag()  # the shared schema of tests/conftest.py is gone
-    monkeypatch.setenv("STUDIO_DATABASE_URL", PG_URL)
-    ui_session._build.clear()  # same URL as the previous PostgreSQL test: build (and migrate) anew
-    try:
+    with app_on_postgresql(monkeypatch, PG_URL):
         yield "postgresql"
-        assert built and {s.db.engine.dialect.name for s in built} == {"postgresql"}
-    finally:
-        ui_session._build.clear()
-        for studio in built:
-            if "jobs" in studio.__dict__:
-                studio.jobs.shutdown(wait=False)
-            studio.db.dispose()
 
 
 @pytest.fixture
