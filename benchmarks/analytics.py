@@ -31,9 +31,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
-from studio_core.bootstrap import Studio
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout
+
+from benchmarks._schema import drop_schema, schema_database  # noqa: E402
+from studio_core.bootstrap import Studio  # noqa: E402
 from studio_core.config import load_settings, resolve_providers
 from studio_core.db import Database
 from studio_core.migrate import upgrade_to_head
@@ -49,15 +52,9 @@ ADMIN = UserView(id=0, email="bench@example.com", display_name="Bench", role="ad
 
 
 def _database(url: str) -> Database:
-    db = Database(url)
-    if not db.is_sqlite:
-        @event.listens_for(db.engine, "connect")
-        def _schema(dbapi_conn, _record):
-            with dbapi_conn.cursor() as cur:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
-                cur.execute(f"SET search_path TO {PG_SCHEMA}")
-            dbapi_conn.commit()
-    return db
+    if url.startswith("sqlite"):
+        return Database(url)
+    return schema_database(url, PG_SCHEMA, fresh=False)
 
 
 def _settings(url: str, data_dir: Path):
@@ -152,10 +149,7 @@ def discard(url: str) -> None:
         for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             stale.unlink(missing_ok=True)
         return
-    db = Database(url)
-    with db.engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
-    db.dispose()
+    drop_schema(url, PG_SCHEMA)
 
 
 def run_backend(backend: str, url: str, args: argparse.Namespace, data_dir: Path) -> bool:

@@ -30,10 +30,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import event, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._schema import schema_database  # noqa: E402
 from studio_core.config import load_settings  # noqa: E402
 from studio_core.db import Database  # noqa: E402
 from studio_core.models import Base  # noqa: E402
@@ -153,18 +152,7 @@ def fresh_database(kind: str, size: int, workdir: Path, pg_url: str | None) -> D
     if kind == "sqlite":
         db = Database(f"sqlite:///{workdir / f'feed-{size}.db'}")
     else:
-        schema = f"bench_{size}"
-        db = Database(pg_url)
-
-        @event.listens_for(db.engine, "connect")
-        def _search_path(dbapi_conn, _record):
-            with dbapi_conn.cursor() as cur:
-                cur.execute(f"SET search_path TO {schema}")
-            dbapi_conn.commit()
-
-        with db.engine.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        db = schema_database(pg_url, f"bench_{size}", fresh=True)
     Base.metadata.create_all(db.engine)
     return db
 

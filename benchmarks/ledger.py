@@ -24,10 +24,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout
 
+from benchmarks._schema import drop_schema, schema_database  # noqa: E402
 from benchmarks._threads import run_threads  # noqa: E402
 from studio_core.config import Settings, load_settings
 from studio_core.db import _WRITE_OPTION, Database
@@ -119,22 +120,6 @@ def bench(db: Database, settings: Settings, *, threads: int, cycles: int, shared
                   invariants_ok=not bad, invariant_detail="; ".join(bad) or f"{len(results)} invariants hold")
 
 
-def _pg_database(url: str) -> Database:
-    db = Database(url)
-
-    @event.listens_for(db.engine, "connect")
-    def _search_path(dbapi_conn, _record):
-        with dbapi_conn.cursor() as cur:
-            cur.execute(f"SET search_path TO {PG_SCHEMA}")
-        dbapi_conn.commit()
-
-    with db.engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
-    db.engine.dispose()  # connections made before the schema existed must not be reused
-    return db
-
-
 def _print(result: Result, threads: int, shared: bool, rounds: int) -> None:
     where = "one shared account" if shared else f"{threads} accounts"
     print(f"{result.backend}: {threads} threads, {result.operations} operations per round, {where}, "
@@ -169,14 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             db.dispose()
     if args.pg:
-        db = _pg_database(args.pg)
+        db = schema_database(args.pg, PG_SCHEMA, fresh=True)
         try:
             results.append(bench(db, settings, threads=args.threads, cycles=args.cycles,
                                  shared=args.shared_account, backend="postgresql", rounds=args.rounds))
         finally:
-            with db.engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
             db.dispose()
+            drop_schema(args.pg, PG_SCHEMA)
     for result in results:
         _print(result, args.threads, args.shared_account, args.rounds)
     return 0 if all(r.invariants_ok for r in results) else 1

@@ -8,13 +8,14 @@ PostgreSQL runs through psycopg 3 under READ COMMITTED; its conditional UPDATEs 
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
-from collections import namedtuple
-from collections.abc import Iterator, Mapping
+from collections import deque, namedtuple
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Dialect
@@ -23,7 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+T = TypeVar("T")
 _WRITE_OPTION = "studio_write"
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "40P01"  # psycopg: deadlock_detected
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -63,7 +69,11 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
-def create_db_engine(url: str, *, echo: bool = False) -> Engine:
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def create_db_engine(url: str, *, echo: bool = False, pre_ping: bool = True, pool_size: int = 10,
+                     max_overflow: int = 20, schema: str | None = None) -> Engine:
     url = normalise_url(url)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
@@ -76,25 +86,34 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
         return engine
     connect_args = {}
     if u.get_backend_name() == "postgresql":
-        connect_args = {"connect_timeout": 10,
-                        # a deadlock or a stuck lock fails fast instead of hanging a page
-                        "options": "-c lock_timeout=15000 -c statement_timeout=60000"}
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+        # a deadlock or a stuck lock fails fast instead of hanging a page
+        options = "-c lock_timeout=15000 -c statement_timeout=60000"
+        if schema is not None:
+            if not _SCHEMA_NAME.match(schema):
+                raise ValueError(f"not a plain schema name: {schema!r}")
+            options += f" -c search_path={schema}"
+        connect_args = {"connect_timeout": 10, "options": options}
+    return create_engine(url, echo=echo, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=max_overflow,
                          connect_args=connect_args)
 
 
 class Database:
     """The engine plus two session factories: ``read()`` and ``write()`` (IMMEDIATE on SQLite)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, schema: str | None = None) -> None:
+        """``schema``: PostgreSQL only, a schema other than public for every connection (benchmarks use one)."""
         self.url = normalise_url(url)
-        self.engine = create_db_engine(self.url, echo=echo)
+        self.engine = create_db_engine(self.url, echo=echo, schema=schema)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._write_lock = threading.RLock() if self.is_sqlite else None
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self._compiled: weakref.WeakKeyDictionary[ClauseElement, _Compiled] = weakref.WeakKeyDictionary()
+        self._raw_writer: Any = None  # SQLite: write_raw()'s own connection (see _sqlite_writer)
+        # PostgreSQL: write_raw()'s own few connections (see _RawPool); run_raw() retries on a dead one.
+        self._raw_pool = None if self.is_sqlite else _RawPool(create_db_engine(
+            self.url, echo=echo, pre_ping=False, pool_size=1, max_overflow=-1, schema=schema))
 
     @property
     def dialect(self) -> str:
@@ -112,49 +131,87 @@ class Database:
         with self._writer_turn(), self._write() as session, session.begin():
             yield session
 
+    def run_raw(self, work: Callable[[RawTransaction], T], *, one_statement: bool = False) -> T:
+        """``work(tx)`` inside write_raw(); if the connection turns out dead (the database restarted, a pooled
+        connection was closed while idle) or PostgreSQL picked this transaction as a deadlock victim, once more on
+        a fresh one. Whatever happened to the first attempt, ``work`` must make a second one harmless: the
+        ledger's operations are idempotent by their keys and hold ids."""
+        for attempt in (1, 2):
+            try:
+                with self.write_raw(one_statement=one_statement) as tx:
+                    return work(tx)
+            except DBAPIError as exc:
+                if attempt == 2 or not (exc.connection_invalidated or _is_deadlock(exc)):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @contextmanager
     def write_raw(self, *, one_statement: bool = False) -> Iterator[RawTransaction]:
         """A write transaction straight on the driver's connection, for the hottest money paths (the ledger's
-        holds). Same pool, same connect-time settings, same BEGIN IMMEDIATE on SQLite and the same one-writer
-        queue as write(); statements are still SQLAlchemy Core expressions, compiled once per dialect
-        (``RawTransaction``). Committed when the block ends, rolled back on any exception.
+        holds): statements are still SQLAlchemy Core expressions, compiled once per dialect and run on the DB-API
+        cursor (``RawTransaction``). Committed when the block ends, rolled back on any exception. Prefer
+        run_raw(), which also survives a dead connection.
 
-        ``one_statement=True`` promises the block runs a single statement: PostgreSQL then runs it as its own
-        transaction (autocommit), saving the BEGIN and COMMIT round trips; SQLite is unchanged."""
-        autocommit = one_statement and not self.is_sqlite
-        with self._writer_turn():
-            fairy = self.engine.raw_connection()  # checkout: pre-ping on PostgreSQL, like engine.begin()
-            cursor = None
-            try:
-                if autocommit:
-                    fairy.dbapi_connection.autocommit = True
-                cursor = fairy.cursor()
-                if self.is_sqlite:
+        SQLite: the same BEGIN IMMEDIATE and one-writer queue as write(), on one connection kept for these
+        writers. PostgreSQL: a small pool of its own that does not ping on checkout; ``one_statement=True``
+        promises a single statement, which then runs as its own transaction (no BEGIN and COMMIT round trips).
+        """
+        dialect = self.engine.dialect
+        if self.is_sqlite:
+            with self._write_lock:  # type: ignore[union-attr]
+                writer = self._sqlite_writer()
+                cursor = writer.cursor()
+                try:
                     cursor.execute("BEGIN IMMEDIATE")
-                tx = RawTransaction(cursor, self.engine.dialect, self._compiled, one_statement=one_statement)
-                yield tx
-                if not autocommit:
-                    fairy.commit()
-            except BaseException as exc:
-                self._after_raw_error(fairy, cursor, exc)
-                raise
-            finally:
-                if cursor is not None:
+                    yield RawTransaction(cursor, dialect, self._compiled, one_statement=one_statement)
+                    writer.commit()
+                except BaseException:
+                    try:
+                        writer.rollback()
+                    except dialect.loaded_dbapi.Error:
+                        self._drop_sqlite_writer()  # unusable: the next transaction opens a fresh one
+                    raise
+                finally:
                     cursor.close()
-                if autocommit and fairy.dbapi_connection is not None:
-                    fairy.dbapi_connection.autocommit = False  # the pool hands out transactional connections
-                fairy.close()  # back to the pool
-
-    def _after_raw_error(self, fairy, cursor, exc: BaseException) -> None:
-        orig = exc.orig if isinstance(exc, DBAPIError) else exc
-        if isinstance(orig, self.engine.dialect.loaded_dbapi.Error) and self.engine.dialect.is_disconnect(
-                orig, fairy.dbapi_connection, cursor):
-            fairy.invalidate(orig)  # a dead connection never goes back to the pool
             return
+        pool: _RawPool = self._raw_pool  # type: ignore[assignment]
+        conn = pool.get()
+        cursor = None
         try:
-            fairy.rollback()
-        except self.engine.dialect.loaded_dbapi.Error:
-            fairy.invalidate()
+            conn.autocommit = one_statement
+            cursor = conn.cursor()
+            yield RawTransaction(cursor, dialect, self._compiled, one_statement=one_statement)
+            if not one_statement:
+                conn.commit()
+        except BaseException as exc:
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                pool.drop_all(conn)  # after a restart every idle connection is dead too
+            else:
+                pool.put(conn, rollback=True)
+            raise
+        else:
+            pool.put(conn)
+        finally:
+            if cursor is not None:
+                cursor.close()
+
+    def _sqlite_writer(self) -> Any:
+        """SQLite admits one writer at a time and this process already queues its writers on a lock, so
+        write_raw() keeps one connection for them rather than checking one out of the pool per transaction.
+        It comes from the pool once (connect-time pragmas applied) and is then detached from it."""
+        if self._raw_writer is None:
+            fairy = self.engine.raw_connection()
+            fairy.detach()
+            self._raw_writer = fairy
+        return self._raw_writer
+
+    def _drop_sqlite_writer(self) -> None:
+        writer, self._raw_writer = self._raw_writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except self.engine.dialect.loaded_dbapi.Error:
+                pass
 
     def _writer_turn(self):
         """SQLite admits one writer at a time. Threads of this process queue on a lock for their turn instead
@@ -180,15 +237,73 @@ class Database:
                 f"Cannot reach the database at {safe_url(self.url)}: {exc.orig or exc}") from None
 
     def dispose(self) -> None:
+        if self._write_lock is not None:
+            with self._write_lock:
+                self._drop_sqlite_writer()
+        if self._raw_pool is not None:
+            self._raw_pool.dispose()
         self.engine.dispose()
 
 
 # -- the raw write path ----------------------------------------------------------------------------------------
+class _RawPool:
+    """The PostgreSQL connections of write_raw(), handed out and back without SQLAlchemy's pool machinery: no
+    ping on checkout (a round trip that costs as much as the statement it guards), no checkout events, no reset.
+    Connections come from ``engine`` (so they get its connect-time settings) and are detached from it; at most
+    ``keep`` wait idle, the rest are closed when given back. A dead connection empties the pool (run_raw()
+    then retries on a new one)."""
+
+    def __init__(self, engine: Engine, keep: int = 8) -> None:
+        self._engine = engine
+        self._keep = keep
+        self._idle: deque[Any] = deque()
+
+    def get(self) -> Any:
+        try:
+            return self._idle.pop()  # deque.pop and append are atomic: no lock needed
+        except IndexError:
+            fairy = self._engine.raw_connection()
+            conn = fairy.dbapi_connection
+            fairy.detach()
+            return conn
+
+    def put(self, conn: Any, *, rollback: bool = False) -> None:
+        if rollback and not conn.closed:
+            try:
+                conn.rollback()
+            except self._engine.dialect.loaded_dbapi.Error:
+                conn.close()
+        if conn.closed or len(self._idle) >= self._keep:
+            conn.close()
+        else:
+            self._idle.append(conn)
+
+    def drop_all(self, dead: Any) -> None:
+        for conn in (dead, *self._take_idle()):
+            conn.close()  # psycopg's close() never raises, also on a broken connection
+
+    def _take_idle(self) -> list[Any]:
+        taken = []
+        while True:
+            try:
+                taken.append(self._idle.pop())
+            except IndexError:
+                return taken
+
+    def dispose(self) -> None:
+        for conn in self._take_idle():
+            conn.close()
+        self._engine.dispose()
+
+
+
 # SQLAlchemy's execution machinery (execution context, events, result wrapping) costs ~40 µs a statement, more
 # than SQLite takes to run one of the ledger's. write_raw() keeps the statements as Core expressions but runs
 # their compiled SQL on the DB-API cursor, applying the same bind and result processors SQLAlchemy would.
 class _Compiled:
     __slots__ = ("sql", "order", "defaults", "bind_processors", "row_type", "result_processors")
+
+    # Everything per execution is kept to plain dict and list work: this runs for every statement on the hot path.
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -201,24 +316,33 @@ class _Compiled:
         # Values fixed in the statement (literals, Python values in WHERE clauses), by their rendered names.
         self.defaults = compiled.construct_params(required)
         self.order = tuple(compiled.positiontup) if compiled.positional else None
-        self.bind_processors = {}
+        processors = {}
         for bp, name in compiled.bind_names.items():
             processor = bp.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                self.bind_processors[name] = processor
+                processors[name] = processor
+        self.bind_processors = tuple(processors.items())
         columns = list(getattr(statement, "exported_columns", ()))
         self.row_type = namedtuple("RawRow", [c.key for c in columns], rename=True) if columns else None
-        self.result_processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self.result_processors = tuple(
+            (i, p) for i, p in enumerate(c.type.dialect_impl(dialect).result_processor(dialect, None)
+                                         for c in columns) if p is not None)
 
     def parameters(self, params: Mapping[str, Any] | None) -> Any:
-        values = {**self.defaults, **params} if params else dict(self.defaults)
-        for name, processor in self.bind_processors.items():
+        values = self.defaults.copy()
+        if params:
+            values.update(params)
+        for name, processor in self.bind_processors:
             values[name] = processor(values[name])
         return values if self.order is None else [values[name] for name in self.order]
 
     def row(self, raw: tuple) -> tuple:
-        return self.row_type._make(v if p is None else p(v) for v, p in zip(raw, self.result_processors,
-                                                                              strict=True))
+        if not self.result_processors:
+            return self.row_type._make(raw)
+        values = list(raw)
+        for i, processor in self.result_processors:
+            values[i] = processor(values[i])
+        return self.row_type._make(values)
 
 
 class RawResult:
@@ -251,7 +375,7 @@ class RawTransaction:
     Compiled forms are cached per statement object: module-level statements compile once, statements built
     per call compile per call (and leave the cache with their last reference)."""
 
-    __slots__ = ("_cursor", "_dialect", "_cache", "_statements_left", "_bundle_begin")
+    __slots__ = ("_cursor", "_dialect", "_cache", "_statements_left")
 
     def __init__(self, cursor: Any, dialect: Dialect, cache: weakref.WeakKeyDictionary, *,
                  one_statement: bool = False) -> None:
@@ -259,7 +383,6 @@ class RawTransaction:
         self._dialect = dialect
         self._cache = cache
         self._statements_left = 1 if one_statement else -1
-        self._bundle_begin = dialect.name == "postgresql" and not one_statement
 
     def execute(self, statement: ClauseElement, params: Mapping[str, Any] | None = None) -> RawResult:
         if self._statements_left == 0:
@@ -271,22 +394,16 @@ class RawTransaction:
         parameters = compiled.parameters(params)
         cursor = self._cursor
         try:
-            if self._bundle_begin:
-                # psycopg sends BEGIN on its own round trip; in pipeline mode it travels with this statement
-                self._bundle_begin = False
-                with cursor.connection.pipeline() as pipeline:
-                    cursor.execute(compiled.sql, parameters)
-                    pipeline.sync()
-            else:
-                cursor.execute(compiled.sql, parameters)
+            cursor.execute(compiled.sql, parameters)
             if compiled.row_type is None:
                 # nothing asked for (on PostgreSQL an INSERT may still return its new id: implicit RETURNING)
                 return RawResult([], cursor.rowcount)
             rows = [compiled.row(r) for r in cursor.fetchall()]
         except self._dialect.loaded_dbapi.Error as exc:
             # the same exception classes (IntegrityError, OperationalError, ...) the rest of the app catches
+            dead = self._dialect.is_disconnect(exc, cursor.connection, cursor)
             raise DBAPIError.instance(compiled.sql, parameters, exc, self._dialect.loaded_dbapi.Error,
-                                      dialect=self._dialect) from exc
+                                      connection_invalidated=dead, dialect=self._dialect) from exc
         return RawResult(rows, len(rows))
 
     def scalar(self, statement: ClauseElement, params: Mapping[str, Any] | None = None) -> Any:

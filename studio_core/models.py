@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -448,7 +449,9 @@ class CreditHold(Base):
         CheckConstraint(_in("status", HOLD_STATUSES), name="status"),
         CheckConstraint("amount_allowance >= 0 AND amount_paid >= 0 AND amount_allowance + amount_paid > 0",
                         name="amounts"),
-        Index("ix_credit_holds_status_expires", "status", "expires_at"),
+        # the sweeper's question, "which pending holds are due?"; posted and voided ones stay out of it
+        Index("ix_credit_holds_pending_expires", "expires_at", sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -482,7 +485,8 @@ class CreditLedgerEntry(Base):
     amount: Mapped[int]
     kind: Mapped[str] = mapped_column(String(24))
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
-    hold_id: Mapped[int | None] = mapped_column(ForeignKey("credit_holds.id", ondelete="RESTRICT"), index=True)
+    # not indexed: nothing looks entries up by their hold (the invariant checks scan), and every post would pay
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("credit_holds.id", ondelete="RESTRICT"))
     refund_of_id: Mapped[int | None] = mapped_column(ForeignKey("credit_ledger.id", ondelete="RESTRICT"))
     reference: Mapped[str] = mapped_column(String(200), default="")
     memo: Mapped[str] = mapped_column(Text, default="")

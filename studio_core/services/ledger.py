@@ -42,6 +42,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -356,13 +357,13 @@ _ADMIT_COMMON = (
     .returning(_FREE_ALLOWANCE.label("free_allowance_after")))
 # Allowance first: the guessed share is min(free allowance, amount) of the account's last committed state.
 _GUESS_ALLOWANCE = case((_FREE_ALLOWANCE >= _P_AMOUNT, _P_AMOUNT), (_FREE_ALLOWANCE > 0, _FREE_ALLOWANCE), else_=0)
+_HOLD_VALUES = ["user_id", "amount_allowance", "amount_paid", "idempotency_key", "request_hash", "status",
+                "reference", "created_at", "expires_at"]
+_P_HASH, _P_REF, _P_EXPIRES = _p("p_hash", String()), _p("p_ref", String()), _p("p_expires", UTCDateTime())
 _INSERT_HOLD = (
     insert(_holds)
-    .from_select(["user_id", "amount_allowance", "amount_paid", "idempotency_key", "request_hash", "status",
-                  "reference", "created_at", "expires_at"],
-                 select(_acct.c.user_id, _GUESS_ALLOWANCE, _P_AMOUNT - _GUESS_ALLOWANCE, _P_KEY,
-                        _p("p_hash", String()), literal("pending"), _p("p_ref", String()), _P_NOW,
-                        _p("p_expires", UTCDateTime()))
+    .from_select(_HOLD_VALUES, select(_acct.c.user_id, _GUESS_ALLOWANCE, _P_AMOUNT - _GUESS_ALLOWANCE, _P_KEY,
+                                      _P_HASH, literal("pending"), _P_REF, _P_NOW, _P_EXPIRES)
                  .where(_acct.c.user_id == _P_USER))
     .returning(_holds.c.id, _holds.c.amount_allowance, _holds.c.amount_paid))
 _SET_HOLD_SPLIT = (update(_holds).where(_holds.c.id == _P_HOLD)
@@ -436,9 +437,29 @@ _RELEASE_ACCOUNT = (update(_acct).where(_acct.c.user_id == _P_USER)
 
 
 
-# -- PostgreSQL: the same steps as one statement each (data-modifying CTEs), so a reserve is one round trip
-# inside its transaction and a post is one round trip that is its own transaction. SQLite has no DML in CTEs
-# and no round trips to save; it runs the steps one by one (LedgerService.reserve / _post_pending).
+# -- PostgreSQL: the same steps as one statement each (data-modifying CTEs), each its own transaction, so the
+# common reserve and every post is one round trip. SQLite has no DML in CTEs and no round trips to save; it
+# runs the steps one by one (LedgerService._reserve_in / _post_pending).
+def _fast_reserve_statement_pg() -> Any:
+    """The common admissions of _ADMIT_COMMON and the hold they pay for, in one statement: no row when they do
+    not apply (the allowance covers only part, a new month, too few credits, an unknown account) or when the key
+    is already taken, and the caller goes the general way (_reserve_in).
+
+    The account row is locked before the hold's key is claimed -- the opposite of _reserve_in's order -- which is
+    safe because a key that already has a hold stops here before any lock (NOT EXISTS): the deadlock that order
+    invites, a retried reserve waiting on a post of its own key's hold, needs that hold to be there already.
+    Two reserves of one new key at once serialise on the account row; the second then fails on the unique key.
+    """
+    admitted = (
+        _ADMIT_COMMON.where(~exists(select(_holds.c.id).where(_holds.c.idempotency_key == _P_KEY)))
+        .returning(_acct.c.user_id).cte("admitted"))
+    from_allowance = case((admitted.c.free_allowance_after > 0, _P_AMOUNT), else_=0)
+    return (insert(_holds)
+            .from_select(_HOLD_VALUES, select(admitted.c.user_id, from_allowance, _P_AMOUNT - from_allowance,
+                                              _P_KEY, _P_HASH, literal("pending"), _P_REF, _P_NOW, _P_EXPIRES))
+            .returning(_holds.c.id, _holds.c.amount_allowance, _holds.c.amount_paid))
+
+
 def _reserve_statement_pg() -> Any:
     """_INSERT_HOLD, then the admission of exactly its guessed split (the hold row first: the same lock order
     as post/void/expire). "admitted" is false when the guess no longer holds; the caller then settles the split
@@ -489,6 +510,7 @@ def _post_statement_pg() -> Any:
     return select(posted).add_cte(debited, entries)
 
 
+_FAST_RESERVE_PG = _fast_reserve_statement_pg()
 _RESERVE_PG = _reserve_statement_pg()
 _POST_PG = _post_statement_pg()
 
@@ -516,35 +538,15 @@ class LedgerService:
         digest = request_hash(user_id, amount, reference, request)
         now = self.clock()
         expires_at = now + timedelta(seconds=ttl)
+        params = {"p_user": user_id, "p_amount": amount, "p_key": key, "p_hash": digest, "p_ref": reference,
+                  "p_now": now, "p_expires": expires_at, "p_month": month_of(now)}
         try:
-            with self.db.write_raw() as conn:
-                # The hold row goes in first: its unique key claims the request before any credit moves, so a
-                # retry or a double click stops here without touching the account, and reserve takes its
-                # locks in the same order as post/void/expire (hold, then account) -- on PostgreSQL the
-                # opposite order deadlocks against a post of the same key's hold. Its split is a guess from
-                # the account as last committed, settled below once admission has decided; nobody sees the
-                # row before commit.
-                params = {"p_user": user_id, "p_amount": amount, "p_key": key, "p_hash": digest,
-                          "p_ref": reference, "p_now": now, "p_expires": expires_at, "p_month": month_of(now)}
-                if self.db.is_sqlite:
-                    inserted = conn.execute(_INSERT_HOLD, params).first()
-                    if inserted is None:
-                        raise UnknownAccount(user_id)
-                    admitted = conn.execute(_ADMIT_COMMON, params).first()
-                    # Something stays free in the allowance only when the allowance paid (see _ADMIT_COMMON).
-                    split = None if admitted is None else \
-                        (amount, 0) if admitted.free_allowance_after > 0 else (0, amount)
-                else:
-                    inserted = conn.execute(_RESERVE_PG, params).first()
-                    if inserted is None:
-                        raise UnknownAccount(user_id)
-                    split = (inserted.amount_allowance, inserted.amount_paid) if inserted.admitted else None
-                hold_id = inserted.id
-                if split is None:
-                    split = self._admit(conn, user_id, amount, now)
-                if split != (inserted.amount_allowance, inserted.amount_paid):
-                    conn.execute(_SET_HOLD_SPLIT, {"p_hold": hold_id, "p_allowance": split[0],
-                                                   "p_paid": split[1]})
+            fast = None
+            if not self.db.is_sqlite:
+                fast = self.db.run_raw(lambda conn: conn.execute(_FAST_RESERVE_PG, params).first(),
+                                       one_statement=True)
+            hold_id, split = (fast.id, (fast.amount_allowance, fast.amount_paid)) if fast is not None else \
+                self.db.run_raw(lambda conn: self._reserve_in(conn, params))
         except IntegrityError:
             # The key is taken (a retry, a double click, or a twin that committed first); nothing was written.
             # The hold under that key is the answer -- even when the credits it spent leave too little now.
@@ -555,6 +557,34 @@ class LedgerService:
         return HoldView(id=hold_id, user_id=user_id, amount_allowance=split[0], amount_paid=split[1], key=key,
                         status="pending", reference=reference, created_at=now, expires_at=expires_at,
                         resolved_at=None)
+
+    def _reserve_in(self, conn: Writer, params: dict[str, Any]) -> tuple[int, tuple[int, int]]:
+        """reserve() the general way, in one transaction: (hold id, (from allowance, from paid)).
+
+        The hold row goes in first: its unique key claims the request before any credit moves, so a retry or a
+        double click stops here without touching the account, and the locks come in the same order as
+        post/void/expire (hold, then account) -- on PostgreSQL the opposite order deadlocks against a post of the
+        same key's hold. Its split is a guess from the account as last committed, settled below once admission
+        has decided; nobody sees the row before commit.
+        """
+        user_id, amount, now = params["p_user"], params["p_amount"], params["p_now"]
+        if self.db.is_sqlite:
+            inserted = conn.execute(_INSERT_HOLD, params).first()
+            if inserted is None:
+                raise UnknownAccount(user_id)
+            admitted = conn.execute(_ADMIT_COMMON, params).first()
+            # Something stays free in the allowance only when the allowance paid (see _ADMIT_COMMON).
+            split = None if admitted is None else (amount, 0) if admitted.free_allowance_after > 0 else (0, amount)
+        else:
+            inserted = conn.execute(_RESERVE_PG, params).first()
+            if inserted is None:
+                raise UnknownAccount(user_id)
+            split = (inserted.amount_allowance, inserted.amount_paid) if inserted.admitted else None
+        if split is None:
+            split = self._admit(conn, user_id, amount, now)
+        if split != (inserted.amount_allowance, inserted.amount_paid):
+            conn.execute(_SET_HOLD_SPLIT, {"p_hold": inserted.id, "p_allowance": split[0], "p_paid": split[1]})
+        return inserted.id, split
 
     @staticmethod
     def _same_hold(row: Row, user_id: int, digest: str) -> HoldView:
@@ -611,12 +641,14 @@ class LedgerService:
     def _post_pending(self, hold_id: int, now: datetime) -> Row | None:
         """Post the hold if it is pending and unexpired; the posted hold's row, or None when it was not."""
         if not self.db.is_sqlite:
-            with self.db.write_raw(one_statement=True) as conn:
-                return conn.execute(_POST_PG, {"p_hold": hold_id, "p_now": now}).first()
-        with self.db.write_raw() as conn:
-            row = conn.execute(_POST_HOLD, {"p_hold": hold_id, "p_now": now}).first()
-            if row is None:
-                return None
+            return self.db.run_raw(lambda conn: conn.execute(_POST_PG, {"p_hold": hold_id, "p_now": now}).first(),
+                                   one_statement=True)
+        return self.db.run_raw(lambda conn: self._post_in(conn, hold_id, now))
+
+    @staticmethod
+    def _post_in(conn: Writer, hold_id: int, now: datetime) -> Row | None:
+        row = conn.execute(_POST_HOLD, {"p_hold": hold_id, "p_now": now}).first()
+        if row is not None:
             part_a, part_p = row.amount_allowance, row.amount_paid
             conn.execute(_POST_ACCOUNT, {"p_user": row.user_id, "p_allowance": part_a, "p_paid": part_p,
                                          "p_now": now})
@@ -627,18 +659,16 @@ class LedgerService:
                     idempotency_key=f"post:{hold_id}" if i == 0 else f"post:{hold_id}:{bucket}",
                     hold_id=hold_id, refund_of_id=None, reference=row.reference, memo="", actor_id=None,
                     created_at=now))
-            return row
+        return row
 
     def void(self, hold_id: int) -> HoldView:
         """Release a pending hold without charging (key ``void:<hold>``: the hold's own status change is the
         record, so voiding twice is harmless). Voiding an expired or voided hold returns it; voiding a posted
         hold raises HoldNotPending -- a charge is undone by refund(), never by void()."""
         now = self.clock()
-        with self.db.write_raw() as conn:
-            row = conn.execute(_VOID_HOLD, {"p_hold": hold_id, "p_now": now}).first()
-            if row is not None:
-                self._release(conn, row, now)
-                return _hold_view(row)
+        row = self.db.run_raw(lambda conn: self._resolve_in(conn, _VOID_HOLD, hold_id, now))
+        if row is not None:
+            return _hold_view(row)
         hold = self._require_hold(hold_id)
         if hold.status in ("voided", "expired"):
             return hold
@@ -650,21 +680,25 @@ class LedgerService:
         expired = 0
         while True:
             with self.db.read() as s:
+                # the literal (not a bound 'pending') lets both databases use the partial index
                 ids = list(s.scalars(select(_holds.c.id)
-                                     .where(_holds.c.status == "pending", _holds.c.expires_at <= now)
-                                     .order_by(_holds.c.id).limit(500)))
+                                     .where(_holds.c.status == literal_column("'pending'"),
+                                            _holds.c.expires_at <= now)
+                                     .order_by(_holds.c.expires_at, _holds.c.id).limit(500)))
             # Each id is either expired now or was resolved by someone else meanwhile: no id comes back twice.
             expired += sum(self._expire_hold(hold_id, now) for hold_id in ids)
             if len(ids) < 500:
                 return expired
 
     def _expire_hold(self, hold_id: int, now: datetime) -> bool:
-        with self.db.write_raw() as conn:
-            row = conn.execute(_EXPIRE_HOLD, {"p_hold": hold_id, "p_now": now}).first()
-            if row is None:
-                return False
+        return self.db.run_raw(lambda conn: self._resolve_in(conn, _EXPIRE_HOLD, hold_id, now)) is not None
+
+    def _resolve_in(self, conn: Writer, statement: Any, hold_id: int, now: datetime) -> Row | None:
+        """Void or expire the hold if it is pending (and, for expiry, due) and release its reservation."""
+        row = conn.execute(statement, {"p_hold": hold_id, "p_now": now}).first()
+        if row is not None:
             self._release(conn, row, now)
-            return True
+        return row
 
     def _release(self, conn: Writer, hold: Row, now: datetime) -> None:
         """Give a voided/expired hold's reservation back. Allowance reserved in an earlier allowance month
