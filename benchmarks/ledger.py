@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--cycles", type=int, default=250, help="reserve+post cycles per thread and round")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds; each side keeps its best")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds; each side keeps its best")
     parser.add_argument("--pg", default=os.environ.get("STUDIO_TEST_DATABASE_URL"),
                         help="PostgreSQL URL (default: $STUDIO_TEST_DATABASE_URL; omitted: SQLite only)")
     parser.add_argument("--shared-account", action="store_true",

@@ -13,7 +13,7 @@ import threading
 import weakref
 from collections import deque, namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,8 +110,10 @@ class Database:
         self._write_lock = threading.RLock() if self.is_sqlite else None
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self._compiled: weakref.WeakKeyDictionary[ClauseElement, _Compiled] = weakref.WeakKeyDictionary()
-        self._raw_writer: Any = None  # SQLite: write_raw()'s own connection (see _sqlite_writer)
-        # PostgreSQL: write_raw()'s own few connections (see _RawPool); run_raw() retries on a dead one.
+        self._writing = threading.local()  # SQLite: how deep this thread is in write() transactions
+        self._raw_writer: Any = None  # SQLite: the raw writes' own connection (see _sqlite_writer)
+        self._group_writer: _SqliteWriter | None = None  # SQLite: run_raw()'s group commit, made on first use
+        # PostgreSQL: run_raw()'s own few connections (see _RawPool); it retries on a dead one.
         self._raw_pool = None if self.is_sqlite else _RawPool(create_db_engine(
             self.url, echo=echo, pre_ping=False, pool_size=1, max_overflow=-1, schema=schema))
 
@@ -132,55 +134,50 @@ class Database:
             yield session
 
     def run_raw(self, work: Callable[[RawTransaction], T], *, one_statement: bool = False) -> T:
-        """``work(tx)`` inside write_raw(); if the connection turns out dead (the database restarted, a pooled
-        connection was closed while idle) or PostgreSQL picked this transaction as a deadlock victim, once more on
-        a fresh one. Whatever happened to the first attempt, ``work`` must make a second one harmless: the
-        ledger's operations are idempotent by their keys and hold ids."""
+        """``work(tx)`` as one write transaction straight on the driver's connection, for the hottest money
+        paths (the ledger's holds). Statements are still SQLAlchemy Core expressions, compiled once per dialect
+        and run on the DB-API cursor (``RawTransaction``); an exception in ``work`` undoes everything it wrote.
+
+        SQLite: ``work`` is batched with whatever other run_raw() calls are waiting, each under its own
+        savepoint, in one BEGIN IMMEDIATE transaction (group commit, _SqliteWriter). PostgreSQL: in the calling thread, on a pool of its own; if the connection turns out dead (the database
+        restarted, a pooled connection was closed while idle) or the transaction was picked as a deadlock victim,
+        once more on a fresh one. Whatever happened to a first attempt, ``work`` must make a second one harmless:
+        the ledger's operations are idempotent by their keys and hold ids. ``one_statement=True`` promises a
+        single statement, which PostgreSQL then runs as its own transaction (no BEGIN and COMMIT round trips).
+        """
+        if self.is_sqlite:
+            if getattr(self._writing, "depth", 0):
+                # SQLite's write lock is this thread's already: a raw write would wait for it forever
+                raise RuntimeError("run_raw() inside a write() transaction; finish that transaction first")
+            return self._sqlite_group_writer().run(work, one_statement=one_statement)
         for attempt in (1, 2):
             try:
-                with self.write_raw(one_statement=one_statement) as tx:
+                with self._pg_raw_transaction(one_statement=one_statement) as tx:
                     return work(tx)
             except DBAPIError as exc:
                 if attempt == 2 or not (exc.connection_invalidated or _is_deadlock(exc)):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @contextmanager
-    def write_raw(self, *, one_statement: bool = False) -> Iterator[RawTransaction]:
-        """A write transaction straight on the driver's connection, for the hottest money paths (the ledger's
-        holds): statements are still SQLAlchemy Core expressions, compiled once per dialect and run on the DB-API
-        cursor (``RawTransaction``). Committed when the block ends, rolled back on any exception. Prefer
-        run_raw(), which also survives a dead connection.
-
-        SQLite: the same BEGIN IMMEDIATE and one-writer queue as write(), on one connection kept for these
-        writers. PostgreSQL: a small pool of its own that does not ping on checkout; ``one_statement=True``
-        promises a single statement, which then runs as its own transaction (no BEGIN and COMMIT round trips).
-        """
-        dialect = self.engine.dialect
-        if self.is_sqlite:
+    def _sqlite_group_writer(self) -> _SqliteWriter:
+        writer = self._group_writer
+        if writer is None:
             with self._write_lock:  # type: ignore[union-attr]
-                writer = self._sqlite_writer()
-                cursor = writer.cursor()
-                try:
-                    cursor.execute("BEGIN IMMEDIATE")
-                    yield RawTransaction(cursor, dialect, self._compiled, one_statement=one_statement)
-                    writer.commit()
-                except BaseException:
-                    try:
-                        writer.rollback()
-                    except dialect.loaded_dbapi.Error:
-                        self._drop_sqlite_writer()  # unusable: the next transaction opens a fresh one
-                    raise
-                finally:
-                    cursor.close()
-            return
+                if self._group_writer is None:
+                    self._group_writer = _SqliteWriter(self)
+                writer = self._group_writer
+        return writer
+
+    @contextmanager
+    def _pg_raw_transaction(self, *, one_statement: bool = False) -> Iterator[RawTransaction]:
+        """One raw write transaction on PostgreSQL, in the calling thread (run_raw() is the way in)."""
+        dialect = self.engine.dialect
         pool: _RawPool = self._raw_pool  # type: ignore[assignment]
         conn = pool.get()
-        cursor = None
         try:
             conn.autocommit = one_statement
-            cursor = conn.cursor()
-            yield RawTransaction(cursor, dialect, self._compiled, one_statement=one_statement)
+            with conn.cursor() as cursor:
+                yield RawTransaction(cursor, dialect, self._compiled, one_statement=one_statement)
             if not one_statement:
                 conn.commit()
         except BaseException as exc:
@@ -189,15 +186,11 @@ class Database:
             else:
                 pool.put(conn, rollback=True)
             raise
-        else:
-            pool.put(conn)
-        finally:
-            if cursor is not None:
-                cursor.close()
+        pool.put(conn)
 
     def _sqlite_writer(self) -> Any:
         """SQLite admits one writer at a time and this process already queues its writers on a lock, so
-        write_raw() keeps one connection for them rather than checking one out of the pool per transaction.
+        run_raw()'s group commit keeps one connection rather than checking one out per transaction.
         It comes from the pool once (connect-time pragmas applied) and is then detached from it."""
         if self._raw_writer is None:
             fairy = self.engine.raw_connection()
@@ -213,11 +206,20 @@ class Database:
             except self.engine.dialect.loaded_dbapi.Error:
                 pass
 
-    def _writer_turn(self):
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
         """SQLite admits one writer at a time. Threads of this process queue on a lock for their turn instead
         of in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and so wastes most of the
         time under contention; other processes still wait through the busy timeout."""
-        return self._write_lock if self._write_lock is not None else nullcontext()
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            self._writing.depth = getattr(self._writing, "depth", 0) + 1
+            try:
+                yield
+            finally:
+                self._writing.depth -= 1
 
     def serialize(self, session: Session | Connection, name: str) -> None:
         """Make concurrent write transactions that pass the same name run one after another, until commit.
@@ -246,8 +248,106 @@ class Database:
 
 
 # -- the raw write path ----------------------------------------------------------------------------------------
+class _RawJob:
+    __slots__ = ("work", "one_statement", "wake", "finished", "result", "error")
+
+    def __init__(self, work: Callable[[RawTransaction], Any], one_statement: bool, mutex: threading.Lock) -> None:
+        self.work = work
+        self.one_statement = one_statement
+        self.wake = threading.Condition(mutex)
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _SqliteWriter:
+    """Group commit for SQLite's raw writes (LevelDB's writer queue): a call joins a queue; the call at the front
+    is the leader and runs every waiting call (up to ``MAX_BATCH``) in one BEGIN IMMEDIATE transaction, each
+    under its own savepoint, while the others sleep until their result is there. A lone call leads its own
+    batch of one at once, in its own thread.
+
+    SQLite admits one writer at a time anyway. Queued on a lock, N threads pay N transactions -- a commit writes
+    the WAL pages each one dirtied, the account's page and the index pages again and again -- and every
+    statement hands the GIL to another thread and waits to get it back. Batched, they pay one commit, the pages
+    are written once, and the waiting callers sleep instead of competing. Each call is still all or nothing (a
+    failing one rolls back to its savepoint and gets its exception; the others go on), batched calls run one
+    after another in arrival order, as if serially, and each returns only after the commit that made it durable.
+    """
+
+    MAX_BATCH = 32
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._mutex = threading.Lock()
+        self._queue: deque[_RawJob] = deque()
+        self._leader: threading.Thread | None = None
+
+    def run(self, work: Callable[[RawTransaction], T], *, one_statement: bool = False) -> T:
+        if self._leader is threading.current_thread():
+            raise RuntimeError("run_raw() cannot be nested")
+        job = _RawJob(work, one_statement, self._mutex)
+        with self._mutex:
+            self._queue.append(job)
+            while not job.finished and job is not self._queue[0]:
+                job.wake.wait()
+            if not job.finished:  # at the front: lead a batch of everyone waiting now
+                batch = [self._queue[i] for i in range(min(len(self._queue), self.MAX_BATCH))]
+                self._leader = threading.current_thread()
+        if not job.finished:
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - the batch failed as a whole; every caller hears it
+                for member in batch:
+                    if member.error is None:
+                        member.result, member.error = None, exc
+            finally:
+                with self._mutex:
+                    self._leader = None
+                    for member in batch:
+                        self._queue.popleft()
+                        member.finished = True
+                        member.wake.notify()
+                    if self._queue:
+                        self._queue[0].wake.notify()  # the next leader
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _run_batch(self, batch: list[_RawJob]) -> None:
+        db = self._db
+        dialect = db.engine.dialect
+        with db._write_lock:  # type: ignore[union-attr]  # in turn with this process's write() sessions
+            conn = db._sqlite_writer()
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                if len(batch) == 1:  # alone: the transaction is the unit, no savepoint needed
+                    job = batch[0]
+                    job.result = job.work(RawTransaction(cursor, dialect, db._compiled,
+                                                         one_statement=job.one_statement))
+                else:
+                    for job in batch:
+                        cursor.execute("SAVEPOINT raw_call")
+                        try:
+                            job.result = job.work(RawTransaction(cursor, dialect, db._compiled,
+                                                                 one_statement=job.one_statement))
+                        except Exception as exc:  # noqa: BLE001 - this call's failure, handed to its caller
+                            cursor.execute("ROLLBACK TO raw_call")
+                            job.error = exc
+                        cursor.execute("RELEASE raw_call")
+                conn.commit()
+            except BaseException:
+                try:
+                    conn.rollback()
+                except dialect.loaded_dbapi.Error:
+                    db._drop_sqlite_writer()  # unusable: the next batch opens a fresh one
+                raise
+            finally:
+                cursor.close()
+
+
 class _RawPool:
-    """The PostgreSQL connections of write_raw(), handed out and back without SQLAlchemy's pool machinery: no
+    """The PostgreSQL connections of run_raw(), handed out and back without SQLAlchemy's pool machinery: no
     ping on checkout (a round trip that costs as much as the statement it guards), no checkout events, no reset.
     Connections come from ``engine`` (so they get its connect-time settings) and are detached from it; at most
     ``keep`` wait idle, the rest are closed when given back. A dead connection empties the pool (run_raw()
@@ -298,7 +398,7 @@ class _RawPool:
 
 
 # SQLAlchemy's execution machinery (execution context, events, result wrapping) costs ~40 µs a statement, more
-# than SQLite takes to run one of the ledger's. write_raw() keeps the statements as Core expressions but runs
+# than SQLite takes to run one of the ledger's. run_raw() keeps the statements as Core expressions but runs
 # their compiled SQL on the DB-API cursor, applying the same bind and result processors SQLAlchemy would.
 class _Compiled:
     __slots__ = ("sql", "order", "defaults", "bind_processors", "row_type", "result_processors")
@@ -309,7 +409,7 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect)
         if compiled.insert_prefetch or compiled.update_prefetch:
             # Python-side column defaults are computed by SQLAlchemy's execution context, which this path skips.
-            raise ValueError("write_raw() runs statements that give every defaulted column a value; this one "
+            raise ValueError("run_raw() runs statements that give every defaulted column a value; this one "
                              f"leaves {[c.key for c in compiled.insert_prefetch + compiled.update_prefetch]}")
         self.sql = compiled.string
         required = {bp.key: None for bp in compiled.binds.values() if bp.required}
@@ -370,7 +470,7 @@ class RawResult:
 
 
 class RawTransaction:
-    """Runs Core statements on one DB-API cursor inside Database.write_raw(). Quacks like a Connection for
+    """Runs Core statements on one DB-API cursor inside Database.run_raw(). Quacks like a Connection for
     ``execute(statement, params)`` and ``scalar(statement, params)``, so code written against one runs on both.
     Compiled forms are cached per statement object: module-level statements compile once, statements built
     per call compile per call (and leave the cache with their last reference)."""
@@ -386,7 +486,7 @@ class RawTransaction:
 
     def execute(self, statement: ClauseElement, params: Mapping[str, Any] | None = None) -> RawResult:
         if self._statements_left == 0:
-            raise RuntimeError("write_raw(one_statement=True) runs one statement; open a transaction for more")
+            raise RuntimeError("run_raw(one_statement=True) runs one statement; open a transaction for more")
         self._statements_left -= 1
         compiled = self._cache.get(statement)
         if compiled is None:
@@ -396,7 +496,10 @@ class RawTransaction:
         try:
             cursor.execute(compiled.sql, parameters)
             if compiled.row_type is None:
-                # nothing asked for (on PostgreSQL an INSERT may still return its new id: implicit RETURNING)
+                # Nothing asked for, but an INSERT may still return its new key (implicit RETURNING): read it,
+                # or SQLite cannot commit while the statement is "in progress".
+                if cursor.description is not None:
+                    cursor.fetchall()
                 return RawResult([], cursor.rowcount)
             rows = [compiled.row(r) for r in cursor.fetchall()]
         except self._dialect.loaded_dbapi.Error as exc:

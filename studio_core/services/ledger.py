@@ -92,7 +92,7 @@ CREDIT_KINDS = ("allowance_grant", "purchase", "referral_bonus", "signup_bonus",
 DEBIT_KINDS = ("allowance_expiry", "generation")
 SPEND_KINDS = ("generation", "refund")
 
-Writer = Connection | RawTransaction  # the ledger's statements run on either (see Database.write_raw)
+Writer = Connection | RawTransaction  # the ledger's statements run on either (see Database.run_raw)
 _acct = CreditAccount.__table__
 _holds = CreditHold.__table__
 _entries = CreditLedgerEntry.__table__
