@@ -31,9 +31,15 @@ def attempt(action, *args, done: str = "", **kwargs) -> None:
 def order_buttons(kind: str, item_id: int, move, first: bool, last: bool) -> None:
     up, down = st.columns(2)
     up.button("", key=f"{kind}_up_{item_id}", icon=":material/arrow_upward:", disabled=first,
-              on_click=attempt, args=(move, item_id, -1), help="Move up", use_container_width=True)
+              on_click=attempt, args=(move, item_id, -1), help="Move up", width="stretch")
     down.button("", key=f"{kind}_down_{item_id}", icon=":material/arrow_downward:", disabled=last,
-                on_click=attempt, args=(move, item_id, 1), help="Move down", use_container_width=True)
+                on_click=attempt, args=(move, item_id, 1), help="Move down", width="stretch")
+
+
+def lazy_expander(label: str, key: str):
+    """An "Edit" expander whose fields are drawn only while it is open (``.open``): a closed editor per
+    template and category would otherwise cost every run of this page its dozens of inputs."""
+    return st.expander(label, icon=":material/edit:", key=key, on_change="rerun")
 
 
 # -- templates ---------------------------------------------------------------------------------------------------
@@ -114,7 +120,7 @@ def templates_tab(categories: list) -> None:
         if shown is not None and category.id != shown:
             continue
         templates = catalog.templates(category.id, include_inactive=True)
-        st.subheader(category.name + ("" if category.active else " (inactive)"))
+        st.header(category.name + ("" if category.active else " (inactive)"))
         if not templates:
             st.caption("No templates in this category yet.")
         for i, t in enumerate(templates):
@@ -128,14 +134,24 @@ def templates_tab(categories: list) -> None:
                     order_buttons("tpl", t.id, catalog.move_template, i == 0, i == len(templates) - 1)
                 toggle.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
                               on_click=attempt, args=(catalog.set_template_active, t.id, not t.active),
-                              use_container_width=True)
+                              width="stretch")
                 st.caption(plain(shorten(t.prompt_pattern, 160)))
                 usage_line(usage.get(t.id, TemplateUsage()))
-                with st.expander("Edit", icon=":material/edit:"):
-                    template_editor(t, categories, candidates)
+                edit = lazy_expander("Edit", f"tpl_edit_{t.id}")
+                with edit:
+                    if edit.open:
+                        template_editor(t, categories, candidates)
 
 
 # -- categories --------------------------------------------------------------------------------------------------
+def category_editor(c) -> None:
+    new_name = st.text_input("Name", value=c.name, max_chars=80, key=f"cat_name_{c.id}")
+    new_description = st.text_area("Description", value=c.description, max_chars=500, height=68,
+                                   key=f"cat_description_{c.id}")
+    st.button("Save changes", key=f"cat_save_{c.id}", on_click=attempt,
+              args=(catalog.update_category, c.id, new_name, new_description), kwargs={"done": "Category saved."})
+
+
 def categories_tab(categories: list) -> None:
     with st.form("category_new", border=True, clear_on_submit=True):
         st.caption("New category")
@@ -158,14 +174,11 @@ def categories_tab(categories: list) -> None:
             with order:
                 order_buttons("cat", c.id, catalog.move_category, i == 0, i == len(categories) - 1)
             toggle.button("Deactivate" if c.active else "Activate", key=f"cat_active_{c.id}", on_click=attempt,
-                          args=(catalog.set_category_active, c.id, not c.active), use_container_width=True)
-            with st.expander("Edit", icon=":material/edit:"):
-                new_name = st.text_input("Name", value=c.name, max_chars=80, key=f"cat_name_{c.id}")
-                new_description = st.text_area("Description", value=c.description, max_chars=500, height=68,
-                                               key=f"cat_description_{c.id}")
-                st.button("Save changes", key=f"cat_save_{c.id}", on_click=attempt,
-                          args=(catalog.update_category, c.id, new_name, new_description),
-                          kwargs={"done": "Category saved."})
+                          args=(catalog.set_category_active, c.id, not c.active), width="stretch")
+            edit = lazy_expander("Edit", f"cat_edit_{c.id}")
+            with edit:
+                if edit.open:
+                    category_editor(c)
 
 
 st.title("Catalog")

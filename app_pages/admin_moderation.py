@@ -14,6 +14,10 @@ from studio_core.ui.widgets import empty_state, error_state
 admin = require_admin()
 studio = get_studio()
 ss = st.session_state
+# The worst posts first, a few at a time: each decision takes the post out of the queue and the next one moves
+# up. (Every item is a note field and four buttons; drawing a queue of a hundred on every click would make
+# each click slow.)
+QUEUE_SHOWN = 10
 ICONS = {"hide": ":material/visibility_off:", "restore": ":material/visibility:", "remove": ":material/delete:",
          "dismiss": ":material/done_all:"}
 
@@ -57,7 +61,7 @@ def queue_item(item) -> None:
                     action == "remove" and item.status == "removed")
                 col.button(ACTIONS[action], key=f"mod_{action}_{item.post_id}", icon=ICONS[action],
                            on_click=act, args=(item.post_id, action), disabled=disabled,
-                           type="primary" if action == "hide" else "secondary", use_container_width=True)
+                           type="primary" if action == "hide" else "secondary", width="stretch")
 
 
 st.title("Moderation")
@@ -65,7 +69,8 @@ if done := ss.pop("mod_done", None):
     st.success(done, icon=":material/gavel:")
 try:
     open_reports = studio.moderation.open_report_count(admin)
-    queue = studio.moderation.queue(admin)
+    queue = studio.moderation.queue(admin, limit=QUEUE_SHOWN)
+    waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_SHOWN else len(queue)
 except AccessDenied as exc:
     error_state(str(exc))
     st.stop()
@@ -76,8 +81,11 @@ with queue_tab:
         empty_state("No open reports", "Nothing is waiting for review. Reported posts appear here, the most "
                     "reported first.", icon=":material/task_alt:")
     else:
-        st.caption(f"{len(queue)} post{'s' if len(queue) != 1 else ''} to review, most reported first. Hide and "
-                   "Remove take a post out of the feed; Restore brings it back; Dismiss keeps it as it is.")
+        shown = (f"{waiting} post{'s' if waiting != 1 else ''} to review" if waiting == len(queue) else
+                 f"{waiting} posts to review; here are the {len(queue)} most reported (decide on these and the "
+                 "next ones move up)")
+        st.caption(f"{shown}, most reported first. Hide and Remove take a post out of the feed; Restore brings "
+                   "it back; Dismiss keeps it as it is.")
         for item in queue:
             queue_item(item)
 
@@ -92,5 +100,5 @@ with history_tab:
             "When": a.created_at.strftime("%Y-%m-%d %H:%M"), "Action": a.label,
             "Post": a.post_title or "", "Author": a.target_name or "",
             "By": ("report by " + a.actor_name) if a.action == "auto_hide" else a.actor_name, "Note": a.note,
-        } for a in page.items]), hide_index=True, use_container_width=True)
+        } for a in page.items]), hide_index=True, width="stretch")
         pager("mod_history", page.next_cursor)

@@ -59,11 +59,13 @@ def _cmd_create_admin(args: argparse.Namespace) -> int:
 def _cmd_seed_demo(args: argparse.Namespace) -> int:
     from studio_core.services.demo import seed_demo
 
+    if args.likes is not None and not args.scale:
+        raise ConfigError("--likes tops up the history's likes: give --scale too.")
     studio = _load_studio()
     if studio.settings.is_production and not args.force:
         raise ConfigError("seed-demo adds demo accounts with a published password; refusing in production "
                           "(pass --force if you really mean it).")
-    report = seed_demo(studio, scale=args.scale)
+    report = seed_demo(studio, scale=args.scale, likes=args.likes)
     for line in report:
         print(line)
     return 0
@@ -105,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_non_negative_int, default=0, metavar="N",
                    help="also add a year of history for the analytics dashboard: about N×20 users, N×1,000 "
                         "generations and N×10,000 events (default 0: none; 100 = a million events)")
+    p.add_argument("--likes", type=_non_negative_int, default=None, metavar="M",
+                   help="with --scale: about M likes in all, spread over the posts with a realistic skew, each "
+                        "also a 'like' event (default: the couple per post a small community gives, ~17,000 "
+                        "at --scale 100; --scale 100 --likes 1000000 is the data set of the page benchmark)")
     p.set_defaults(func=_cmd_seed_demo)
 
     _register_optional(sub)

@@ -14,16 +14,18 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from studio_core.config import Settings
 from studio_core.db import Database
 from studio_core.models import CreditAccount, LoginThrottle, User, utcnow
+from studio_core.services.paging import Page, decode_cursor, encode_cursor, page_of
 
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+USERS_PAGE_SIZE = 25  # Admin · Users: each row is a role menu and a button
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes get read aloud and typed
 COMMON_PASSWORDS = {"password", "password1", "password123", "1234567890", "qwertyuiop", "letmein123",
                     "iloveyou12", "admin12345", "welcome123", "passw0rd12"}
@@ -292,14 +294,24 @@ class AccountService:
     def list_users(self, actor: UserView, *, query: str = "", limit: int = 200) -> list[UserView]:
         if not actor.is_admin:
             raise AccessDenied("Only admins can list users.")
-        q = select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit)
-        term = query.strip().lower()
-        if term:
-            like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            q = q.where(func.lower(User.email).like(like, escape="\\")
-                        | func.lower(User.display_name).like(like, escape="\\"))
+        q = _users_matching(query).order_by(User.created_at.desc(), User.id.desc()).limit(limit)
         with self.db.read() as s:
             return [_view(u) for u in s.scalars(q)]
+
+    def users_page(self, actor: UserView, *, query: str = "", cursor: str | None = None,
+                   limit: int = USERS_PAGE_SIZE) -> Page[UserView]:
+        """One page of the accounts matching ``query``, newest first; ``next_cursor`` leads to the next one."""
+        if not actor.is_admin:
+            raise AccessDenied("Only admins can list users.")
+        limit = max(1, min(limit, 200))
+        q = _users_matching(query)
+        after = decode_cursor(cursor, "users", (datetime, int))
+        if after:
+            q = q.where(tuple_(User.created_at, User.id) < after)
+        with self.db.read() as s:
+            rows = list(s.scalars(q.order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)))
+        page, nxt = page_of(rows, limit, lambda u: encode_cursor("users", u.created_at, u.id))
+        return Page([_view(u) for u in page], nxt)
 
     def change_role(self, actor: UserView, user_id: int, role: str) -> None:
         if not actor.is_admin:
@@ -315,6 +327,17 @@ class AccountService:
             raise AccountError("You cannot disable your own account.")
         with self.db.write() as s:
             s.execute(update(User).where(User.id == user_id).values(disabled=disabled))
+
+
+def _users_matching(query: str):
+    """Accounts whose email or display name contains ``query`` (case-insensitive, wildcards literal)."""
+    q = select(User)
+    term = query.strip().lower()
+    if term:
+        like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        q = q.where(func.lower(User.email).like(like, escape="\\")
+                    | func.lower(User.display_name).like(like, escape="\\"))
+    return q
 
 
 def _human_seconds(seconds: int) -> str:

@@ -18,11 +18,18 @@ from sqlalchemy.orm import Session
 
 from studio_core.config import Settings
 from studio_core.db import Database
-from studio_core.models import CommunityPost, GeneratedImage, ImageCategory, ImageTemplate
+from studio_core.models import (
+    AnalyticsDailyGenerationSources,
+    CommunityPost,
+    GeneratedImage,
+    ImageCategory,
+    ImageTemplate,
+)
 from studio_core.services.access import require_admin
 from studio_core.services.accounts import UserView
 
 SUBJECT_SLOT = "{subject}"
+_IN_FLIGHT = ("queued", "running")  # not in the generation rollup until they end
 
 
 @dataclass(frozen=True)
@@ -261,21 +268,36 @@ class CatalogService:
 
     def template_usage(self, actor: UserView) -> dict[int, TemplateUsage]:
         """Per template: images generated from it, how many succeeded / failed, how many were published and
-        the likes those posts got. Grouped in the database (one pass over images, one over posts)."""
-        G, P = GeneratedImage, CommunityPost
+        the likes those posts got.
+
+        Ended generations come from the daily rollup the generation service keeps as each job ends
+        (``analytics_daily_generation_sources``: days x templates x statuses rows, however many images there
+        are), the few still queued or running from their index; posts are counted from the posts' side, one
+        primary-key look-up of each post's image (a pass over every image made from a template, as grouping
+        the images did, grows with all the images ever generated)."""
+        G, P, R = GeneratedImage, CommunityPost, AnalyticsDailyGenerationSources
+        counts: dict[int, list[int]] = {}  # template -> [generations, succeeded, failed]
         with self.db.read() as s:
             require_admin(s, actor, "see template usage")
-            jobs = s.execute(select(G.template_id, func.count(),
-                                    func.sum(case((G.status == "succeeded", 1), else_=0)),
-                                    func.sum(case((G.status == "failed", 1), else_=0)))
-                             .where(G.template_id.is_not(None)).group_by(G.template_id)).all()
+            ended = s.execute(select(R.template_id, func.sum(R.n),
+                                     func.sum(case((R.status == "succeeded", R.n), else_=0)),
+                                     func.sum(case((R.status == "failed", R.n), else_=0)))
+                              .where(R.template_id != 0).group_by(R.template_id)).all()
+            for tid, n, ok, bad in ended:
+                counts[tid] = [int(n), int(ok or 0), int(bad or 0)]
+            for tid, n in s.execute(select(G.template_id, func.count())
+                                    .where(G.status.in_(_IN_FLIGHT), G.template_id.is_not(None))
+                                    .group_by(G.template_id)):
+                counts.setdefault(tid, [0, 0, 0])[0] += n
+            post_template = select(G.template_id).where(G.id == P.image_id).scalar_subquery()
+            shared = select(post_template.label("template_id"), P.like_count).where(P.status != "unpublished") \
+                .subquery()
             posts = {r[0]: (r[1], r[2]) for r in s.execute(
-                select(G.template_id, func.count(), func.coalesce(func.sum(P.like_count), 0))
-                .join(P, P.image_id == G.id)
-                .where(G.template_id.is_not(None), P.status != "unpublished").group_by(G.template_id))}
-        return {tid: TemplateUsage(generations=n, succeeded=int(ok or 0), failed=int(bad or 0),
-                                   publishes=posts.get(tid, (0, 0))[0], likes=int(posts.get(tid, (0, 0))[1]))
-                for tid, n, ok, bad in jobs}
+                select(shared.c.template_id, func.count(), func.coalesce(func.sum(shared.c.like_count), 0))
+                .where(shared.c.template_id.is_not(None)).group_by(shared.c.template_id))}
+        return {tid: TemplateUsage(generations=n, succeeded=ok, failed=bad, publishes=posts.get(tid, (0, 0))[0],
+                                   likes=int(posts.get(tid, (0, 0))[1]))
+                for tid, (n, ok, bad) in counts.items()}
 
     def example_candidates(self, actor: UserView, limit: int = 30) -> list[ExampleCandidate]:
         """The admin's own finished images, newest first: what a template's example may be."""

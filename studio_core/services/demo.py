@@ -44,15 +44,19 @@ DEMO_USERS = (  # the admin first: on an empty database the first account become
 HISTORY_EMAIL_DOMAIN = "history.demo.studio"
 # What one unit of --scale adds; --scale 100 gives 2,000 users, ~100,000 generations and 1,000,000 events.
 USERS_PER_UNIT, GENERATIONS_PER_UNIT, EVENTS_PER_UNIT = 20, 1_000, 10_000
+# Without a likes target a post gets a couple of likes (a small community, ~17,000 at --scale 100); a target
+# (``likes=``) tops that up, e.g. to the 1,000,000 of issue #9's performance envelope.
 HISTORY_DAYS = 365
 
 
 def seed_demo(studio: Studio, scale: int = 0, *, now: datetime | None = None,
-              rng_seed: int | None = None) -> list[str]:
+              rng_seed: int | None = None, likes: int | None = None) -> list[str]:
     """Idempotent: existing accounts and a non-empty catalog are left exactly as they are, and a history is
-    added only to a database that has none yet."""
+    added only to a database that has none yet. ``likes``: about that many likes in the history in all."""
     if scale < 0:
         raise ValueError("scale must be 0 or more")
+    if likes is not None and likes < 0:
+        raise ValueError("likes must be 0 or more")
     report = []
     added = studio.catalog.ensure_starter_catalog()
     report.append(f"Catalog: {added} starter templates added." if added else "Catalog: already present.")
@@ -64,7 +68,7 @@ def seed_demo(studio: Studio, scale: int = 0, *, now: datetime | None = None,
         studio.accounts.set_role(user.id, role)
         report.append(f"{email}: created as {role} (password {DEMO_PASSWORD}).")
     if scale:
-        report += seed_history(studio, scale, now=now, rng_seed=rng_seed)
+        report += seed_history(studio, scale, now=now, rng_seed=rng_seed, likes=likes)
     return report
 
 
@@ -156,6 +160,7 @@ class _History:
         self.reuses: list[_Row] = []
         self.referrals: list[_Row] = []
         self.template_uses: dict[int, int] = defaultdict(int)
+        self.extra_like_events = 0
         self.incident = (self.horizon - 40 * DAY, self.horizon - 37 * DAY)  # a three-day provider outage
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -438,6 +443,56 @@ class _History:
             post.v["remixes"] += 1
             self.event(image.t - 60, Event.REMIX, image.v["owner_id"], None)
 
+    def add_likes(self, total: int) -> int:
+        """Top the community's likes up to about ``total`` (returns how many were added). Popularity is skewed
+        (log-normal: most posts get a few dozen, a few get hundreds); a like comes within days of its post, from
+        someone who had signed up and not yet left, never from the author and never twice for one post. Each
+        is a ``like`` event too, as the Community page tracks it."""
+        posts = [p for p in self.posts if p.t < self.horizon]
+        missing = total - len(self.likes)
+        if missing <= 0 or not posts:
+            return 0
+        rng = self.rng
+        likers: dict[int, set[int]] = defaultdict(set)  # by id(post): rows get their ids only when written
+        for like in self.likes:
+            likers[id(like.v["post"])].add(like.v["user_id"])
+        popularity = [rng.lognormvariate(0, 1.0) for _ in posts]
+        # at most half of the people around when a post appeared like it (rejection sampling stays cheap)
+        room = [max(0, bisect.bisect_left(self.signup_times, p.t + DAY) // 2 - p.v["likes"]) for p in posts]
+        added = 0
+        for _ in range(4):  # what capped posts could not take goes to the others on the next pass
+            weight = sum(w for w, r in zip(popularity, room, strict=True) if r > 0)
+            if missing - added <= 0 or weight <= 0:
+                break
+            share = (missing - added) / weight
+            for i, post in enumerate(posts):
+                if room[i] <= 0:
+                    continue
+                wanted = min(room[i], int(popularity[i] * share + rng.random()))
+                got = self._like_post(post, wanted, likers[id(post)])
+                room[i] = 0 if got < wanted else room[i] - got
+                added += got
+        self.extra_like_events = added
+        return added
+
+    def _like_post(self, post: _Row, wanted: int, likers: set[int]) -> int:
+        rng, first, got = self.rng, self.first_user_id, 0
+        for _ in range(4 * wanted):
+            if got >= wanted:
+                break
+            when = post.t + rng.expovariate(1 / (1.5 * DAY))
+            if when >= self.horizon:
+                continue
+            liker = self.random_user_before(when, post.v["author_id"])
+            if liker is None or liker in likers or self.users[liker - first].end <= when:
+                continue
+            likers.add(liker)
+            self.likes.append(_Row(when, post=post, user_id=liker))
+            post.v["likes"] += 1
+            self.event(when, Event.LIKE, liker, f"{liker:x}-{int(when // 1800):x}")
+            got += 1
+        return got
+
     # -- whole users -----------------------------------------------------------------------------------------
     def simulate(self) -> None:
         rng = self.rng
@@ -504,7 +559,8 @@ class _History:
     def fill_page_views(self) -> None:
         """Browsing inside the sessions that exist, on the session's own day (so the activity markers stay
         right), up to the event target: most events are page views."""
-        missing = EVENTS_PER_UNIT * self.scale - len(self.events)
+        # the extra likes' events come on top: a community that likes more also browses as much as before
+        missing = EVENTS_PER_UNIT * self.scale + self.extra_like_events - len(self.events)
         users = [u for u in self.users if u.sessions]
         if missing <= 0 or not users:
             return
@@ -603,9 +659,10 @@ def _render_demo_images(studio: Studio, owner_id: int, count: int = 12) -> list[
     return keys
 
 
-def seed_history(studio: Studio, scale: int, *, now: datetime | None = None, rng_seed: int | None = None
-                 ) -> list[str]:
-    """Add ``scale`` units of history (see USERS_PER_UNIT ...) ending at ``now``. Refuses to add a second one."""
+def seed_history(studio: Studio, scale: int, *, now: datetime | None = None, rng_seed: int | None = None,
+                 likes: int | None = None) -> list[str]:
+    """Add ``scale`` units of history (see USERS_PER_UNIT ...) ending at ``now``. Refuses to add a second one.
+    ``likes``: top the posts' likes up to about that many in all (see ``_History.add_likes``)."""
     started = time.perf_counter()
     now = now or studio.ledger.clock()
     db = studio.db
@@ -631,6 +688,8 @@ def seed_history(studio: Studio, scale: int, *, now: datetime | None = None, rng
         h.make_users()
         h.simulate()
         h.link_remixes()
+        if likes is not None:
+            h.add_likes(likes)
         h.add_activity_markers()
         h.fill_page_views()
         for rows, table in ((h.holds, "credit_holds"), (h.images, "generated_images"), (h.entries, "credit_ledger"),

@@ -114,6 +114,12 @@ class ModerationService:
             require_admin(s, actor, "see reports")
             return s.scalar(select(func.count()).select_from(PostReport).where(PostReport.status == "open"))
 
+    def waiting_posts(self, actor: UserView) -> int:
+        """Posts with at least one open report: the whole queue, however much of it a page shows."""
+        with self.db.read() as s:
+            require_admin(s, actor, "see reports")
+            return s.scalar(select(func.count(PostReport.post_id.distinct())).where(PostReport.status == "open"))
+
     def queue(self, actor: UserView, *, limit: int = 50) -> list[QueueItem]:
         """Posts with open reports, worst first (most open reports, then the longest waiting)."""
         with self.db.read() as s:

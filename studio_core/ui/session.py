@@ -7,6 +7,9 @@ role takes effect on the next click.
 
 from __future__ import annotations
 
+import json
+import os
+
 import streamlit as st
 
 from studio_core.bootstrap import Studio, build_studio
@@ -29,8 +32,34 @@ def _build(database_url: str, _settings: Settings) -> Studio:
     return build_studio(_settings, start_workers=True)
 
 
+_settings_memo: tuple[tuple, Settings] | None = None
+
+
+def _settings_fingerprint(secrets: dict) -> tuple:
+    """Everything Settings is built from: the STUDIO_* environment, the .env file in the working directory
+    (which also anchors the default data directory) and the secrets. Cheap to take, unlike Settings itself."""
+    cwd = os.getcwd()
+    try:
+        env_file = os.stat(os.path.join(cwd, ".env"))
+        dotenv = (env_file.st_mtime_ns, env_file.st_size, env_file.st_ino)
+    except OSError:
+        dotenv = None
+    environ = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("STUDIO_")))
+    return cwd, dotenv, environ, json.dumps(secrets, sort_keys=True, default=str)
+
+
 def get_settings() -> Settings:
-    return load_settings(_secrets_mapping())
+    # Validating Settings (pydantic-settings, ~50 fields) costs milliseconds and the shell and the page ask for
+    # them several times a run; it is built again only when one of its sources changed.
+    global _settings_memo
+    secrets = _secrets_mapping()
+    key = _settings_fingerprint(secrets)
+    memo = _settings_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    settings = load_settings(secrets)
+    _settings_memo = (key, settings)
+    return settings
 
 
 def get_studio() -> Studio:

@@ -76,3 +76,14 @@ def test_deactivated_templates_leave_the_studio_and_usage_is_shown(app_env):
     offered = [o for box in at.selectbox if box.key == "studio_template_pick" for o in box.options]
     assert offered and template.title not in offered
     assert studio.catalog.template_usage(admin)[template.id].generations == 1  # history kept
+
+
+def test_an_editor_is_drawn_only_while_its_expander_is_open(app_env):
+    at = _admin_at_catalog()
+    template = c.backend().catalog.templates()[0]
+    fields = lambda: {t.key for t in at.text_input} | {t.key for t in at.text_area}  # noqa: E731
+    assert f"tpl_{template.id}_title" not in fields() and "tpl_new_title" in fields()
+    at.session_state[f"tpl_edit_{template.id}"] = True  # what opening it in the browser sets
+    run(at)
+    assert f"tpl_{template.id}_title" in fields()
+    assert at.text_input(key=f"tpl_{template.id}_title").value == template.title

@@ -58,3 +58,24 @@ def test_reported_post_is_hidden_with_a_note_and_recorded(app_env):
     assert history.iloc[0][["Action", "Post", "Author", "By", "Note"]].tolist() == [
         "Hide", "Spammy", "Ada", "Admin", "Advertising"]
     assert studio.community.feed(bob.id).is_empty
+
+
+def test_a_long_queue_shows_the_worst_posts_first_a_few_at_a_time(app_env, monkeypatch):
+    at = _admin_at_moderation()
+    monkeypatch.setenv("STUDIO_MAX_JOBS_PER_MINUTE", "100")  # the test's own Studio publishes a dozen at once
+    studio = c.backend()
+    ada, bob, cy = (c.user(studio, f"{n}@example.com", n.title()) for n in ("ada", "bob", "cy"))
+    posts = [c.published(studio, ada, f"Post {i}") for i in range(12)]
+    for post_id in posts:
+        studio.community.report(bob.id, post_id, "spam")
+    studio.community.report(cy.id, posts[-1], "nsfw")  # the most reported one comes first
+    run(at)
+    shown = [t.key for t in at.text_input if t.key.startswith("mod_note_")]
+    assert len(shown) == 10 and shown[0] == f"mod_note_{posts[-1]}"
+    assert "12 posts to review; here are the 10 most reported" in texts(at)
+    assert studio.moderation.waiting_posts(c.first_admin(studio)) == 12
+
+    studio.moderation.act(c.first_admin(studio), posts[-1], "hide", "Spam")
+    run(at)
+    assert "11 posts to review; here are the 10 most reported" in texts(at)
+    assert f"mod_note_{posts[-1]}" not in [t.key for t in at.text_input]

@@ -134,6 +134,28 @@ def test_disabled_account_cannot_sign_in(accounts):
     assert accounts.active_user(bob.id) is None
 
 
+def test_users_come_a_page_at_a_time_newest_first(accounts, clock):
+    admin = accounts.sign_up("admin@example.com", "Admin", PASSWORD)
+    people = []
+    for i in range(6):
+        if i % 2:  # pairs share a sign-up time: the id orders them, and no page boundary loses one
+            clock.now += timedelta(minutes=1)
+        people.append(accounts.sign_up(f"user{i}@example.com", f"User {i}", PASSWORD))
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = accounts.users_page(admin, cursor=cursor, limit=3)
+        seen += [u.email for u in page.items]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == 3 and seen == [u.email for u in accounts.list_users(admin)]  # nobody twice, nobody missed
+    assert seen[0] == "user5@example.com" and seen[-1] == "admin@example.com"
+    assert [u.email for u in accounts.users_page(admin, query="USER5").items] == ["user5@example.com"]
+    with pytest.raises(AccessDenied):
+        accounts.users_page(people[0])
+
+
 def test_admin_only_user_management(accounts):
     admin = accounts.sign_up("ada@example.com", "Ada", PASSWORD)
     bob = accounts.sign_up("bob@example.com", "Bob", PASSWORD)

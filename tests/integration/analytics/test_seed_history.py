@@ -4,6 +4,7 @@ databases."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -67,3 +68,38 @@ def test_the_cli_takes_a_scale():
     args = build_parser().parse_args(["seed-demo", "--scale", "3"])
     assert args.scale == 3
     assert build_parser().parse_args(["seed-demo"]).scale == 0
+
+
+def test_a_likes_target_tops_the_community_up_within_what_is_plausible(database, settings):
+    from studio_core.models import PostLike
+
+    studio = Studio(settings=settings, db=database, providers=resolve_providers(settings))
+    # a fixed end: the history (and so how many likes it has without a target) depends on the calendar
+    report = seed_demo(studio, scale=1, rng_seed=5, likes=300, now=datetime(2026, 9, 1, 12, tzinfo=UTC))
+    assert report[-1] == "Ledger invariants: all hold."
+    P, L = CommunityPost, PostLike
+    with database.read() as s:
+        likes = s.scalar(select(func.count()).select_from(L))
+        counted = s.scalar(select(func.sum(P.like_count)))
+        by_author = s.scalar(select(func.count()).select_from(L).join(P, P.id == L.post_id)
+                             .where(L.user_id == P.author_id))
+        before_post = s.scalar(select(func.count()).select_from(L).join(P, P.id == L.post_id)
+                               .where(L.created_at < P.created_at))
+        like_events = s.scalar(select(func.count()).select_from(AnalyticsEvent).where(AnalyticsEvent.name == "like"))
+        events = s.scalar(select(func.count()).select_from(AnalyticsEvent))
+    assert 290 <= likes <= 310  # 92 without a target
+    assert counted == likes and by_author == 0 and before_post == 0
+    # every like is an event as well, the added ones on top of the history's usual events
+    assert like_events == likes and EVENTS_PER_UNIT < events < EVENTS_PER_UNIT + likes + 20
+    assert event_counts(database) == expected_event_counts(database)
+
+
+def test_the_cli_takes_a_likes_target_only_with_a_scale(tmp_path, monkeypatch):
+    from studio_core.cli import main
+
+    assert build_parser().parse_args(["seed-demo", "--scale", "2", "--likes", "5000"]).likes == 5000
+    assert build_parser().parse_args(["seed-demo"]).likes is None
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
+    assert main(["seed-demo", "--likes", "10"]) == 2  # a usage error, before anything is touched
+    assert not (tmp_path / "data").exists()

@@ -95,3 +95,14 @@ def test_usage_counts_generations_success_publishes_and_likes(world):
     assert (u.generations, u.succeeded, u.failed, u.publishes, u.likes) == (3, 2, 1, 1, 2)
     assert u.success_rate == pytest.approx(2 / 3)
     assert unused.id not in usage
+
+
+def test_usage_counts_ended_jobs_from_the_rollup_and_jobs_still_in_flight(world):
+    template = world.catalog.templates()[0]
+    world.image(world.ada, "done", template_id=template.id)
+    world.image(world.bob, "broken", template_id=template.id, fail=True)
+    # submitted, not run: queued, so not in the daily rollup yet (that counts a job when it ends)
+    world.generation.submit(world.cy.id, GenerateRequest(prompt="waiting", tier="standard",
+                                                         template_id=template.id), new_request_key())
+    u = world.catalog.template_usage(world.admin)[template.id]
+    assert (u.generations, u.succeeded, u.failed, u.publishes, u.likes) == (3, 1, 1, 0, 0)

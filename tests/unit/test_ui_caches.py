@@ -1,0 +1,85 @@
+"""What the UI keeps between script runs, and when it lets go: the Settings, converted pictures, drawn charts."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+
+from studio_core.ui import cards, charts, session
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("STUDIO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(session, "_settings_memo", None)
+
+
+def test_settings_are_built_again_exactly_when_a_source_changes(tmp_path, monkeypatch):
+    first = session.get_settings()
+    assert session.get_settings() is first  # nothing changed: the same object, not another validation
+    monkeypatch.setenv("STUDIO_MONTHLY_ALLOWANCE", "7")
+    second = session.get_settings()
+    assert second is not first and second.monthly_allowance == 7
+    (tmp_path / ".env").write_text("STUDIO_SIGNUP_BONUS=3\n")
+    assert session.get_settings().signup_bonus == 3
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)  # the default data directory is relative to the working directory
+    assert session.get_settings().resolved_database_url.startswith(f"sqlite:///{other}")
+    monkeypatch.setattr(session, "_secrets_mapping", lambda: {"studio": {"referral_bonus": 9}})
+    assert session.get_settings().referral_bonus == 9
+
+
+def _picture(path, fmt: str, mode: str = "RGB"):
+    img = Image.new(mode, (40, 30), (200, 30, 90, 128)[: len(mode)])  # half transparent where there is alpha
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    path.write_bytes(buf.getvalue())
+    return str(path)
+
+
+def test_pictures_streamlit_would_re_encode_on_every_run_are_converted_once(tmp_path):
+    cards._local_source.cache_clear()
+    webp = _picture(tmp_path / "a.thumb.webp", "WEBP")
+    source, fmt = cards.image_source(webp)
+    assert fmt == "JPEG" and Image.open(io.BytesIO(source)).format == "JPEG"
+    assert cards.image_source(webp)[0] is source  # converted once, then kept
+    assert Image.open(io.BytesIO(source)).size == (40, 30)
+
+    _picture(tmp_path / "a.thumb.webp", "WEBP", "RGBA")  # replaced (size changes): converted again
+    replaced, fmt = cards.image_source(webp)
+    assert replaced is not source and fmt == "PNG"  # transparency kept, as Streamlit itself would
+
+
+def test_pictures_streamlit_passes_through_are_named_not_converted(tmp_path):
+    png = _picture(tmp_path / "b.png", "PNG")
+    assert cards.image_source(png) == (png, "PNG")  # named: an RGB PNG is not turned into a JPEG either
+    url = "https://res.cloudinary.com/demo/image/upload/v1/u1/b.png"
+    assert cards.image_source(url) == (url, "auto")  # the browser fetches it
+
+
+def test_a_chart_is_drawn_once_per_data_and_again_when_its_data_changes(monkeypatch):
+    charts.clear()
+    drawn = []
+
+    def draw(values):
+        drawn.append(values)
+        return go.Figure(go.Bar(x=["a", "b"], y=list(values)))
+
+    first = charts.figure_dict(("gens", (1, 2)), lambda: draw((1, 2)))
+    assert charts.figure_dict(("gens", (1, 2)), lambda: draw((1, 2))) is first
+    assert list(first["data"][0]["y"]) == [1, 2]
+    changed = charts.figure_dict(("gens", (1, 3)), lambda: draw((1, 3)))
+    assert list(changed["data"][0]["y"]) == [1, 3] and drawn == [(1, 2), (1, 3)]
+
+    monkeypatch.setattr(charts, "MAX_FIGURES", 2)
+    charts.figure_dict(("other", ()), lambda: draw(()))
+    assert ("gens", (1, 2)) not in charts._figures  # the least recently used went first
+    assert len(charts._figures) == 2
