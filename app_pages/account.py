@@ -10,7 +10,7 @@ studio = get_studio()
 st.title("Account")
 
 with st.container(border=True):
-    st.subheader("Profile")
+    st.header("Profile")
     left, right = st.columns(2)
     left.caption("Display name")
     left.text(user.display_name)
@@ -22,7 +22,7 @@ with st.container(border=True):
     right.text(user.created_at.strftime("%d %b %Y"))
 
 with st.container(border=True):
-    st.subheader("Invite friends")
+    st.header("Invite friends")
     st.caption("Share your code or link. Friends who join with it get bonus credits, and so do you.")
     st.code(user.referral_code, language=None)
     st.code(f"{studio.settings.app_url.rstrip('/')}/?ref={user.referral_code}", language=None)

@@ -12,6 +12,7 @@ from studio_core.services.community import (
     PostNotFound,
 )
 from studio_core.ui.cards import (
+    counted,
     grid,
     load_page,
     meta_line,
@@ -121,7 +122,7 @@ def post_dialog(post_id: int) -> None:
     with info_col:
         title_line(post.title)
         meta_line(f"by {post.author_name}", post.category_name, f"{post.created_at:%d %b %Y}",
-                  f"{post.like_count} likes", f"{post.remix_count} remixes")
+                  counted(post.like_count, "like"), counted(post.remix_count, "remix"))
         if not post.is_visible:
             status_badge(post.status, post.status_label)
         remix_link(post.remixed_from)
@@ -136,7 +137,7 @@ def report_dialog(post_id: int) -> None:
     details = st.text_area("Details", key="report_details", max_chars=1000,
                            placeholder="What is wrong? (required for “something else”)")
     send, cancel = st.columns(2)
-    if send.button("Send report", type="primary", key="report_send", use_container_width=True):
+    if send.button("Send report", type="primary", key="report_send", width="stretch"):
         try:
             result = studio.community.report(user.id, post_id, reason, details)
         except CommunityError as exc:
@@ -149,7 +150,7 @@ def report_dialog(post_id: int) -> None:
                                                                    if result.hidden_now else ""),
                  icon=":material/flag:")
         st.rerun()
-    if cancel.button("Cancel", key="report_cancel", use_container_width=True):
+    if cancel.button("Cancel", key="report_cancel", width="stretch"):
         ss.pop("community_report", None)
         st.rerun()
 

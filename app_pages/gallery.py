@@ -5,7 +5,17 @@ import streamlit as st
 
 from studio_core.services.community import CommunityError
 from studio_core.services.gallery import SORTS, STATUS_FILTERS, GalleryError, GalleryFilter, ImageNotFound
-from studio_core.ui.cards import grid, load_page, meta_line, pager, picture, remix_link, shorten, status_badge
+from studio_core.ui.cards import (
+    counted,
+    grid,
+    load_page,
+    meta_line,
+    pager,
+    picture,
+    remix_link,
+    shorten,
+    status_badge,
+)
 from studio_core.ui.generation import STATUS_LABEL, job_image, recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
@@ -33,7 +43,7 @@ def confirm_delete(image_id: int) -> None:
              "Its recipe stays in your credit history; credits spent on it are not refunded.")
     yes, no = st.columns(2)
     if yes.button("Delete", type="primary", key="gallery_delete_yes", icon=":material/delete:",
-                  use_container_width=True):
+                  width="stretch"):
         try:
             studio.gallery.delete(user.id, image_id)
         except GalleryError as exc:
@@ -43,7 +53,7 @@ def confirm_delete(image_id: int) -> None:
         close_image()
         st.toast("Image deleted.", icon=":material/delete:")
         st.rerun()
-    if no.button("Keep it", key="gallery_delete_no", use_container_width=True):
+    if no.button("Keep it", key="gallery_delete_no", width="stretch"):
         ss.pop("gallery_delete", None)
         st.rerun()
 
@@ -56,7 +66,8 @@ def publish_panel(item) -> None:
         return
     categories = studio.catalog.categories()
     if item.is_published:
-        status_badge(post.status, f"Published · {post.like_count} likes · {post.remix_count} remixes")
+        status_badge(post.status, f"Published · {counted(post.like_count, 'like')} · "
+                                  f"{counted(post.remix_count, 'remix')}")
         st.page_link("app_pages/community.py", label="See it in the Community", icon=":material/groups:",
                      query_params={"post": str(post.post_id)})
     with st.form(f"gallery_publish_{item.job.id}", border=False):
@@ -151,7 +162,7 @@ def card(item) -> None:
               not job.is_active else None)
     if item.post is not None and item.post.status != "unpublished":
         status_badge(item.post.status, item.post.status_label)
-    st.button("View", key=f"gallery_open_{job.id}", on_click=open_image, args=(job.id,), use_container_width=True)
+    st.button("View", key=f"gallery_open_{job.id}", on_click=open_image, args=(job.id,), width="stretch")
 
 
 def filters() -> GalleryFilter:

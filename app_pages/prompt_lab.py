@@ -20,6 +20,7 @@ from studio_core.services.experiments import (
 )
 from studio_core.services.generation import ASPECT_RATIOS
 from studio_core.services.prompts import EnhanceResult
+from studio_core.ui.cards import image_source
 from studio_core.ui.generation import STATUS_LABEL, job_image, recipe_card
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.widgets import empty_state, error_state, plain
@@ -163,7 +164,7 @@ def editor() -> None:
         show_wildcards()
         st.text_area("Negative prompt (the same for every image)", key="lab_negative", height=68,
                      max_chars=settings.prompt_max_chars, placeholder="blurry, text, watermark")
-        st.subheader("What to compare")
+        st.header("What to compare")
         st.pills("Prompt versions", list(VERSION_LABELS), selection_mode="multi", key="lab_versions",
                  format_func=VERSION_LABELS.get,
                  help="Enhanced: each prompt is enhanced once before the run; both share seed and tier.")
@@ -175,14 +176,14 @@ def editor() -> None:
         aspect_col.selectbox("Aspect ratio", list(ASPECT_RATIOS), key="lab_aspect")
         axis_col.selectbox("Columns compare", list(AXIS_LABELS), key="lab_columns", format_func=AXIS_LABELS.get,
                            help="The other varied axes make the rows.")
-        st.subheader("Budget")
+        st.header("Budget")
         st.toggle("Cap this run's cost", key="lab_cap_on")
         if ss.lab_cap_on:
             cap_col, over_col = st.columns(2)
             cap_col.number_input("Budget cap (credits)", min_value=1, step=1, key="lab_cap")
             over_col.radio("If the run costs more", list(OVER_BUDGET), key="lab_over", format_func=OVER_BUDGET.get)
     with right, st.container(border=True):
-        st.subheader("Before you run")
+        st.header("Before you run")
         if not ss.lab_template.strip():
             empty_state("Write a template", "For example “a {red|blue} fox in the snow”: the lab shows every "
                         "prompt it makes, the exact cost and your balance after, before anything runs.",
@@ -201,7 +202,7 @@ def editor() -> None:
         q = preview.quote
         st.button(f"Run · {q.images} image{'s' if q.images != 1 else ''} · {credits(q.total)}", type="primary",
                   icon=":material/play_arrow:", disabled=not q.ok, key="lab_run", on_click=ask_to_run, args=(spec,),
-                  use_container_width=True)
+                  width="stretch")
         st.caption("Each image is charged only when it is delivered; a failed image costs nothing.")
 
 
@@ -219,7 +220,7 @@ def my_experiments() -> None:
             info_col.caption(f"{e.status.capitalize()} · {e.succeeded} of {e.images} images · "
                              f"{credits(e.charged)} · {e.votes} vote{'s' if e.votes != 1 else ''}")
             open_col.button("Open", key=f"lab_open_{e.id}", on_click=open_experiment, args=(e.id,),
-                            use_container_width=True)
+                            width="stretch")
 
 
 # -- one experiment --------------------------------------------------------------------------------------------
@@ -241,18 +242,18 @@ def cell_card(view: ExperimentView, cell: CellView) -> None:
         return
     shown = job.final_prompt
     where = cell.row_label if cell.col_label == shown else f"{cell.col_label}, {cell.row_label}"
-    st.image(studio.generation.thumbnail_url(job) or studio.generation.image_url(job),
-             alt=f"{shown[:160]} ({where})", width="stretch")
+    source, output_format = image_source(studio.generation.thumbnail_url(job) or studio.generation.image_url(job))
+    st.image(source, alt=f"{shown[:160]} ({where})", width="stretch", output_format=output_format)
     mine = view.my_vote == cell.id
     st.caption(f"{cell.votes} vote{'s' if cell.votes != 1 else ''}" + (" · your pick" if mine else ""))
     enlarge, pick = st.columns(2)
     if enlarge.button("View", key=f"lab_enlarge_{cell.id}", icon=":material/zoom_in:",
-                      use_container_width=True, help="Enlarge: the full image and its recipe."):
+                      width="stretch", help="Enlarge: the full image and its recipe."):
         ss.lab_enlarge = cell.id
         st.rerun(scope="app")  # the dialog opens from the full page, also when clicked inside the live grid
     pick.button("Voted" if mine else "Vote", key=f"lab_vote_{cell.id}", icon=":material/thumb_up:",
                 type="primary" if mine else "secondary", on_click=vote, args=(view.id, cell.id),
-                use_container_width=True,
+                width="stretch",
                 help="One vote per person; vote for another image to move it, or again to withdraw it.")
 
 
@@ -303,7 +304,7 @@ def enlarge(view: ExperimentView, cell: CellView) -> None:
     with recipe:
         recipe_card(cell.job)
         if cell.succeeded and st.button("Copy to studio", key="lab_dialog_copy", icon=":material/palette:",
-                                        use_container_width=True,
+                                        width="stretch",
                                         help="Load this prompt, version, seed, tier and size into the studio."):
             ss.pop("lab_enlarge", None)
             copy_to_studio(view, cell)
@@ -350,7 +351,7 @@ def owner_controls(view: ExperimentView) -> None:
             st.code(f"{settings.app_url.rstrip('/')}/prompt_lab?experiment={view.id}", language=None)
     if view.status != "draft":
         again_col.button("Run again", key="lab_again", icon=":material/replay:", on_click=load_into_editor,
-                         args=(view.spec,), use_container_width=True,
+                         args=(view.spec,), width="stretch",
                          help="A new experiment with this recipe, in the editor: change it or run it as it is.")
 
 
@@ -367,16 +368,16 @@ def draft_panel(view: ExperimentView) -> None:
         run_col, edit_col, delete_col = st.columns(3)
         q = preview.quote
         if run_col.button(f"Run · {credits(q.total)}" if q else "Run", type="primary", key="lab_run_draft",
-                          disabled=not (q and q.ok), icon=":material/play_arrow:", use_container_width=True):
+                          disabled=not (q and q.ok), icon=":material/play_arrow:", width="stretch"):
             try:
                 lab.run(user.id, view.id)
             except ExperimentError as exc:
                 ss.lab_error = str(exc)
             st.rerun()
         edit_col.button("Edit in the editor", key="lab_edit_draft", icon=":material/edit:",
-                        on_click=load_into_editor, args=(view.spec,), use_container_width=True)
+                        on_click=load_into_editor, args=(view.spec,), width="stretch")
         if delete_col.button("Delete draft", key="lab_delete_draft", icon=":material/delete:",
-                             use_container_width=True):
+                             width="stretch"):
             lab.delete_draft(user.id, view.id)
             back_to_list()
             st.rerun()
@@ -389,7 +390,7 @@ def experiment_page(experiment_id: int) -> None:
     except ExperimentNotFound as exc:
         error_state(str(exc))
         return
-    st.subheader(plain(view.title))
+    st.header(plain(view.title))
     when = f"{view.created_at:%d %b %Y %H:%M} UTC"
     status = {"draft": "Draft", "running": "Running", "finished": "Finished"}[view.status]
     st.caption(plain(f"{status} · by {'you' if view.viewer_is_owner else view.owner_name} · {when}"))
@@ -420,17 +421,17 @@ def experiment_page(experiment_id: int) -> None:
     winner = view.winner
     if winner is not None:
         with st.container(border=True):
-            st.subheader("Most votes")
+            st.subheader("Most votes")  # under the experiment's own header
             st.caption(plain(f"{winner.col_label} · {winner.row_label} · {winner.votes} vote"
                              f"{'s' if winner.votes != 1 else ''}"))
             st.code(winner.job.final_prompt if winner.job else winner.prompt, language=None, wrap_lines=True)
             copy_col, save_col = st.columns(2)
             if copy_col.button("Copy to studio", key="lab_copy_winner", icon=":material/palette:",
-                               use_container_width=True):
+                               width="stretch"):
                 copy_to_studio(view, winner)
             if user.is_admin:
                 save_col.button("Save as template", key="lab_save_winner", icon=":material/bookmark_add:",
-                                on_click=ask_to_save_template, args=(winner,), use_container_width=True)
+                                on_click=ask_to_save_template, args=(winner,), width="stretch")
     elif view.count("succeeded"):
         st.caption("Vote for the best image: the winner can be copied to the studio"
                    + (" or saved as a template." if user.is_admin else "."))

@@ -164,7 +164,7 @@ def card_dialog(checkout: dict) -> None:
         number = st.text_input("Card number", key="wallet_card_number", placeholder="4242 4242 4242 4242",
                                max_chars=23, autocomplete="cc-number")
         paid = st.form_submit_button(f"Pay {pack.price_label}", type="primary", key="wallet_pay",
-                                     icon=":material/lock:", use_container_width=True)
+                                     icon=":material/lock:", width="stretch")
     if paid:
         try:
             result = studio.wallet.pay_with_test_card(user.id, checkout["session_id"], number)
@@ -180,7 +180,10 @@ def card_dialog(checkout: dict) -> None:
             ss.pop("wallet_checkout", None)
             purchased(result)
             st.rerun()
-    st.button("Cancel", key="wallet_cancel_checkout", on_click=cancel_checkout, use_container_width=True)
+    # A button in a dialog reruns only the dialog: the whole page must rerun to close it and show the notice.
+    if st.button("Cancel", key="wallet_cancel_checkout", width="stretch"):
+        cancel_checkout()
+        st.rerun()
 
 
 # -- admin adjustments -----------------------------------------------------------------------------------------
@@ -225,7 +228,7 @@ def drop_adjustment() -> None:
 
 def adjustment_section() -> None:
     with st.container(border=True):
-        st.subheader("Adjust a user's credits")
+        st.header("Adjust a user's credits")
         st.caption("Admins only. Books an 'Adjustment by an admin' entry with your reason, visible in the user's "
                    "history and in the audit trail.")
         with st.form("wallet_adjust_form"):
@@ -257,9 +260,9 @@ def adjustment_section() -> None:
                 st.text(pending["reason"])
                 ok_col, no_col = st.columns(2)
                 ok_col.button("Confirm", key="wallet_adjust_confirm", type="primary", on_click=confirm_adjustment,
-                              use_container_width=True)
+                              width="stretch")
                 no_col.button("Cancel", key="wallet_adjust_cancel", on_click=drop_adjustment,
-                              use_container_width=True)
+                              width="stretch")
         if (done := ss.get("wallet_adjust_result")) is not None:
             st.success(f"Booked {credits(done['amount'], signed=True)} "
                        f"({BUCKET_LABELS[done['bucket']].lower()}) for {plain(done['name'])}, entry "
@@ -303,7 +306,7 @@ with chart_col:
     spend_chart(spend, f"{spend[0].day:%B %Y}" if spend else balance.month)
 
 # -- buy credits -------------------------------------------------------------------------------------------------
-st.subheader("Buy credits")
+st.header("Buy credits")
 open_checkout = ss.get("wallet_checkout") or ss.get("wallet_redirect")
 if not packs:
     empty_state("No credit packs on sale", "An admin can configure packs in the settings (credit_packs).",
@@ -322,9 +325,9 @@ if (redirect := ss.get("wallet_redirect")) is not None:
                        icon=":material/open_in_new:", key="wallet_checkout_link")
         paid_col, cancel_col = st.columns(2)
         paid_col.button("I have paid: check now", key="wallet_check_payment", on_click=check_redirected_payment,
-                        use_container_width=True)
+                        width="stretch")
         cancel_col.button("Cancel", key="wallet_cancel_redirect", on_click=cancel_checkout,
-                          use_container_width=True)
+                          width="stretch")
 if (checkout := ss.get("wallet_checkout")) is not None:
     card_dialog(checkout)
 
@@ -336,7 +339,7 @@ with st.expander(f"Receipts ({len(receipts)})", icon=":material/receipt_long:"):
         st.caption("No purchases yet. Receipts for the packs you buy appear here.")
 
 # -- history -----------------------------------------------------------------------------------------------------
-st.subheader("History")
+st.header("History")
 today = studio.ledger.clock().date()
 kinds_col, period_col, dates_col, size_col = st.columns([2.2, 1.2, 1.6, 0.8], vertical_alignment="bottom")
 kinds = kinds_col.multiselect("What", list(KIND_LABELS), format_func=KIND_LABELS.get, key="wallet_kinds",

@@ -57,7 +57,7 @@ def sign_in_page() -> None:
             _sign_up_form(studio, referral)
         if oidc_configured():
             st.divider()
-            if st.button("Sign in with single sign-on", icon=":material/key:", use_container_width=True):
+            if st.button("Sign in with single sign-on", icon=":material/key:", width="stretch"):
                 st.login()
 
 
@@ -66,7 +66,7 @@ def _sign_in_form(studio: Studio) -> None:
         email = st.text_input("Email", key="sign_in_email", autocomplete="email")
         password = st.text_input("Password", type="password", key="sign_in_password",
                                  autocomplete="current-password")
-        submitted = st.form_submit_button("Sign in", type="primary", use_container_width=True,
+        submitted = st.form_submit_button("Sign in", type="primary", width="stretch",
                                           key="sign_in_submit")
     if submitted:
         try:
@@ -92,7 +92,7 @@ def _sign_up_form(studio: Studio, referral: str) -> None:
                                 autocomplete="new-password")
         code = st.text_input("Referral code (optional)", value=referral, key="sign_up_referral",
                              max_chars=16)
-        submitted = st.form_submit_button("Create account", type="primary", use_container_width=True,
+        submitted = st.form_submit_button("Create account", type="primary", width="stretch",
                                           key="sign_up_submit")
     if submitted:
         if password != confirm:

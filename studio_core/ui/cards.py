@@ -5,6 +5,10 @@ User text (titles, prompts, names) only ever goes through ``plain()`` into capti
 
 from __future__ import annotations
 
+import functools
+import io
+import os
+import stat
 from collections.abc import Callable, Hashable
 
 import streamlit as st
@@ -15,6 +19,11 @@ from studio_core.ui.widgets import plain
 
 GRID_COLUMNS = 4
 STATUS_COLORS = {"visible": "green", "hidden": "orange", "removed": "red", "unpublished": "gray"}
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 like", "2 likes", "1 remix", "0 remixes"."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "es" if noun.endswith(("s", "x")) else "s")
 
 
 def shorten(text: str, limit: int = 90) -> str:
@@ -53,10 +62,10 @@ def pager(key: str, next_cursor: str | None) -> None:
         return
     back, where, forward = st.columns([1, 2, 1], vertical_alignment="center")
     back.button("Previous", key=f"{key}_previous", icon=":material/chevron_left:", disabled=len(cursors) == 1,
-                on_click=cursors.pop, use_container_width=True)
+                on_click=cursors.pop, width="stretch")
     where.caption(f"Page {len(cursors)}")
     forward.button("Next", key=f"{key}_next", icon=":material/chevron_right:", disabled=next_cursor is None,
-                   on_click=cursors.append, args=(next_cursor,), use_container_width=True)
+                   on_click=cursors.append, args=(next_cursor,), width="stretch")
 
 
 # -- cells -----------------------------------------------------------------------------------------------------
@@ -69,9 +78,47 @@ def grid(items: list, render: Callable[[object], None], columns: int = GRID_COLU
                 render(item)
 
 
+# Streamlit passes JPEG, PNG and GIF bytes through, but decodes anything else (the local store's WebP
+# thumbnails, for one) and encodes it as JPEG again on every call: milliseconds per picture, every run, for
+# every session. A local file in another format is converted once instead and kept here (bounded, shared by
+# every session, keyed by path, size and modification time so a replaced file is converted again).
+_PASSED_THROUGH = ("JPEG", "PNG", "GIF")
+
+
+def image_source(url: str) -> tuple[str | bytes, str]:
+    """What to hand ``st.image`` for an ImageStore URL, and its ``output_format``: a remote URL as it is (the
+    browser fetches it), a local file in a format Streamlit serves as it is, or that file converted once."""
+    try:
+        info = os.stat(url)
+    except (OSError, ValueError):  # not a local path: an http(s) URL
+        return url, "auto"
+    if not stat.S_ISREG(info.st_mode):
+        return url, "auto"
+    return _local_source(url, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _local_source(path: str, _size: int, _mtime_ns: int) -> tuple[str | bytes, str]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.format in _PASSED_THROUGH:
+                return path, img.format  # named, so a PNG without alpha is not turned into a JPEG either
+            out = io.BytesIO()
+            if img.mode in ("RGBA", "LA", "P"):  # what Streamlit itself would pick: PNG keeps transparency
+                img.save(out, format="PNG")
+                return out.getvalue(), "PNG"
+            img.convert("RGB").save(out, format="JPEG", quality=90)
+            return out.getvalue(), "JPEG"
+    except (OSError, ValueError):  # unreadable: let st.image report it as it always did
+        return path, "auto"
+
+
 def picture(url: str | None, alt: str, *, missing: str = "No picture") -> None:
     if url:
-        st.image(url, width="stretch", alt=alt)
+        source, output_format = image_source(url)
+        st.image(source, width="stretch", alt=alt, output_format=output_format)
     else:
         with st.container(border=True, height=120, vertical_alignment="center", horizontal_alignment="center"):
             st.caption(missing)

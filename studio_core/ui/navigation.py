@@ -3,6 +3,7 @@ of the list entirely (``visibility="hidden"`` would not be access control)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -28,6 +29,17 @@ def _moderation_title(user: UserView) -> str:
     except Exception:  # noqa: BLE001 - a title must never break the navigation
         return "Moderation"
     return f"Moderation ({waiting})" if waiting else "Moderation"
+
+
+def signed_out_pages(sign_in: Callable[[], None]) -> list[st.Page]:
+    """The sign-in screen, also under every screen's address. A link opened signed out (a shared post, Stripe
+    sending the buyer back to ``/wallet?session_id=...`` in a new tab) then shows the sign-in form instead of
+    "Page not found", and once signed in the rerun lands on that screen with its query parameters (Streamlit
+    knows a page by its URL path). Every one of them runs only the sign-in screen."""
+    pages = [st.Page(sign_in, title="Sign in", icon=":material/login:", url_path="sign-in", default=True)]
+    pages += [st.Page(sign_in, title="Sign in", icon=":material/login:", url_path=script.stem)
+              for script in sorted(PAGES_DIR.glob("*.py"))]
+    return pages
 
 
 def pages_for(user: UserView) -> dict[str, list[st.Page]]:

@@ -22,6 +22,7 @@ from studio_core.models import LEDGER_KINDS
 from studio_core.services.ledger import Balance, DailySpend, EntryView, LedgerService
 from studio_core.services.referrals import ReferralSummary
 from studio_core.services.wallet import PackView, Receipt
+from studio_core.ui.charts import figure_dict
 from studio_core.ui.widgets import empty_state
 
 WALLET_PAGE = "app_pages/wallet.py"
@@ -67,7 +68,7 @@ def allowance_used(balance: Balance) -> int:
 
 def balance_panel(balance: Balance) -> None:
     with st.container(border=True):
-        st.subheader("Your credits")
+        st.header("Your credits")
         granted = balance.allowance_granted_this_month
         if granted:
             # Filled with what is left, like the sidebar's wallet bar, so both bars read the same way.
@@ -86,19 +87,34 @@ def balance_panel(balance: Balance) -> None:
         total.metric("Available", f"{balance.available:,}")
 
 
+def whole_step(top: int, ticks: int = 6) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50… that draws at most ``ticks`` steps up to ``top``."""
+    step = 1
+    while top / step > ticks:
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2
+    return step
+
+
 def spend_chart(days: list[DailySpend], month_label: str) -> None:
     title = f"Credits spent per day · {month_label}"
     if not any(d.spent for d in days):
         empty_state("Nothing spent this month", "Each image you generate shows up here, day by day.",
                     icon=":material/bar_chart:")
         return
-    fig = go.Figure(go.Bar(x=[d.day for d in days], y=[d.spent for d in days], marker_color="#7b61ff",
-                           hovertemplate="%{x|%d %b}: %{y} credits<extra></extra>"))
-    fig.update_layout(title={"text": title, "x": 0, "xanchor": "left"}, height=300,
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, xaxis_title="Day (UTC)",
-                      yaxis_title="Credits spent", bargap=0.25)
-    fig.update_xaxes(tickformat="%d %b")
-    fig.update_yaxes(rangemode="tozero", tickformat=",d")
+
+    def draw() -> go.Figure:
+        fig = go.Figure(go.Bar(x=[d.day for d in days], y=[d.spent for d in days], marker_color="#7b61ff",
+                               hovertemplate="%{x|%d %b}: %{y} credits<extra></extra>"))
+        fig.update_layout(title={"text": title, "x": 0, "xanchor": "left"}, height=300,
+                          margin={"l": 10, "r": 10, "t": 50, "b": 10}, xaxis_title="Day (UTC)",
+                          yaxis_title="Credits spent", bargap=0.25)
+        fig.update_xaxes(tickformat="%d %b")
+        # Whole-credit ticks: on a small scale plotly puts ticks at 0.2, 0.4… and ",d" prints them as 0, 0, 1, 1.
+        return fig.update_yaxes(rangemode="tozero", tickformat=",d", tick0=0,
+                                dtick=whole_step(max(d.spent for d in days)))
+
+    # drawn again only when the month's figures change (a figure costs milliseconds to build)
+    fig = figure_dict(("wallet_spend", title, tuple((d.day, d.spent) for d in days)), draw)
     with st.container(border=True):
         st.plotly_chart(fig, key="wallet_spend_chart", config={"displaylogo": False}, alt=f"Chart: {title}")
 
@@ -208,7 +224,7 @@ def pack_card(pack: PackView, *, on_buy: Callable[[PackView], None], disabled: b
             st.badge("No bonus", color="gray")
         st.caption(f"{pack.price_cents / pack.total_credits:.1f}¢ per credit · never expire")
         st.button(f"Buy for {pack.price_label}", key=f"wallet_buy_{pack.id}", type="primary",
-                  icon=":material/shopping_cart:", use_container_width=True, on_click=on_buy, args=(pack,),
+                  icon=":material/shopping_cart:", width="stretch", on_click=on_buy, args=(pack,),
                   disabled=disabled)
 
 
@@ -258,7 +274,7 @@ def test_cards_help(cards: dict[str, str]) -> None:
 # -- referrals ----------------------------------------------------------------------------------------------------
 def referral_panel(summary: ReferralSummary, settings: Settings) -> None:
     with st.container(border=True):
-        st.subheader("Invite friends")
+        st.header("Invite friends")
         st.caption(f"Friends who join with your code or link get {credits(settings.signup_bonus)}; you get "
                    f"{credits(settings.referral_bonus)} when their first image is made.")
         code_col, link_col = st.columns([1, 3])

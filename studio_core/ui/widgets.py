@@ -19,7 +19,9 @@ def plain(text: str) -> str:
 
 def empty_state(title: str, message: str, *, icon: str = ":material/inbox:") -> None:
     with st.container(border=True):
-        st.markdown(f"#### {icon} {title}")
+        # Bold text, not a heading: an empty state is a message, and a heading here would skip levels
+        # wherever it sits (right under a page title or a section header).
+        st.markdown(f"**{icon} {title}**")
         st.caption(message)
 
 
@@ -35,7 +37,7 @@ def user_menu(user: UserView) -> bool:
     with st.sidebar:
         st.text(f"{user.display_name}\n{user.email}")
         st.caption("Admin" if user.is_admin else "Creator")
-        return st.button("Sign out", key="sign_out", icon=":material/logout:", use_container_width=True)
+        return st.button("Sign out", key="sign_out", icon=":material/logout:", width="stretch")
 
 
 def provider_notices(notices: list[str]) -> None:

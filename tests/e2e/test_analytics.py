@@ -7,21 +7,7 @@ from playwright.sync_api import expect
 from studio_core.bootstrap import build_studio
 from studio_core.config import load_settings
 from studio_core.services.demo import seed_history
-from tests.e2e.conftest import screenshot, wait_idle
-
-PASSWORD = "Analytical-Engine-1843"
-
-
-def _sign_up_admin(page, url):
-    page.goto(url)
-    page.get_by_role("tab", name="Create account").click()
-    form = page.get_by_test_id("stForm").filter(has=page.get_by_role("textbox", name="Display name"))
-    form.get_by_role("textbox", name="Email").fill("ada@example.com")
-    form.get_by_role("textbox", name="Display name").fill("Ada")
-    form.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
-    form.get_by_role("textbox", name="Repeat password").fill(PASSWORD)
-    form.get_by_role("button", name="Create account").click()
-    expect(page.get_by_text("you are the admin")).to_be_visible()
+from tests.e2e.conftest import screenshot, sign_up, wait_idle
 
 
 def _seed(app_server) -> None:
@@ -36,7 +22,8 @@ def _seed(app_server) -> None:
 
 def test_admin_reads_the_dashboard(app_server, page):
     page.set_viewport_size({"width": 1440, "height": 1000})
-    _sign_up_admin(page, app_server.url)
+    sign_up(page, app_server.url, "ada@example.com", "Ada")
+    expect(page.get_by_text("you are the admin")).to_be_visible()
     _seed(app_server)
 
     page.get_by_test_id("stSidebar").get_by_role("link", name="Analytics").click()

@@ -8,8 +8,7 @@ from playwright.sync_api import expect
 from studio_core.bootstrap import build_studio
 from studio_core.config import load_settings
 from studio_core.services.generation import GenerateRequest, new_request_key
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_studio import _sign_up
+from tests.e2e.conftest import go, new_page, screenshot, sign_up
 
 PROMPT = "a quiet harbour at dusk, oil painting, warm lamps on the water"
 
@@ -32,20 +31,9 @@ def _ada_image(app_server) -> int:
 
 
 def _person(browser, app_server, email, name):
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    _sign_up(page, app_server.url, email, name)
+    context, page = new_page(browser)
+    sign_up(page, app_server.url, email, name)
     return context, page
-
-
-def _go(page, link: str, heading: str) -> None:
-    sidebar = page.get_by_test_id("stSidebar")
-    more = sidebar.get_by_role("button", name=re.compile(r"View \d+ more"))
-    if more.count():  # a long page list is folded after the first few entries
-        more.click()
-    sidebar.get_by_role("link", name=link).click()
-    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
 
 
 def test_publish_like_report_remix_then_the_admin_hides_it(app_server, browser):
@@ -58,7 +46,7 @@ def test_publish_like_report_remix_then_the_admin_hides_it(app_server, browser):
         image_id = _ada_image(app_server)
 
         # Ada publishes it from My Creations
-        _go(ada, "My Creations", "My Creations")
+        go(ada, "My Creations", "My Creations")
         expect(ada.get_by_role("img", name=re.compile("quiet harbour"))).to_be_visible()
         ada.get_by_role("button", name="View").click()
         expect(ada.get_by_text("Prompt used")).to_be_visible()
@@ -68,7 +56,7 @@ def test_publish_like_report_remix_then_the_admin_hides_it(app_server, browser):
         screenshot(ada, "community-1-ada-published")
 
         # Bob finds it in the Community, likes it, reports it, and remixes it
-        _go(bob, "Community", "Community")
+        go(bob, "Community", "Community")
         card = bob.get_by_test_id("stMain")  # the only post on the page
         expect(card.get_by_role("img", name="Harbour at dusk by Ada")).to_be_visible()
         expect(card.get_by_text("by Ada")).to_be_visible()
@@ -88,8 +76,8 @@ def test_publish_like_report_remix_then_the_admin_hides_it(app_server, browser):
         screenshot(bob, "community-3-bob-remixes")
 
         # The admin sees the open report in the navigation and hides the post with a note
-        _go(admin, "Community", "Community")  # any click reruns the app and rebuilds the navigation
-        _go(admin, "Moderation (1)", "Moderation")
+        go(admin, "Community", "Community")  # any click reruns the app and rebuilds the navigation
+        go(admin, "Moderation (1)", "Moderation")
         expect(admin.get_by_text("Looks like an advert to me", exact=False)).to_be_attached()
         admin.get_by_role("textbox", name="Note (kept in the history)").fill("Advertising, hidden for review")
         screenshot(admin, "community-4-admin-queue")
@@ -99,11 +87,11 @@ def test_publish_like_report_remix_then_the_admin_hides_it(app_server, browser):
         screenshot(admin, "community-5-admin-hid-it")
 
         # Bob no longer sees it; Ada sees her post as hidden pending review
-        _go(bob, "Community", "Community")
+        go(bob, "Community", "Community")
         expect(bob.get_by_text("No posts yet")).to_be_visible()
         expect(bob.get_by_text("Harbour at dusk")).to_have_count(0)
         screenshot(bob, "community-6-bob-no-longer-sees-it")
-        _go(ada, "My Creations", "My Creations")  # still on her image's page
+        go(ada, "My Creations", "My Creations")  # still on her image's page
         expect(ada.get_by_text("Hidden pending review")).to_be_visible()
         expect(ada.get_by_text("Moderators decide what happens to this post.")).to_be_visible()
         screenshot(ada, "community-7-ada-sees-it-hidden")

@@ -3,12 +3,10 @@ says so, charges nothing, and one click switches to the offline renderer, which 
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot, start_app, wait_idle
+from tests.e2e.conftest import click_once, expect_available, running_app, screenshot, sign_up, wait_idle
 from tests.fakes.replicate_server import FakeReplicate
 
 
@@ -21,40 +19,21 @@ def replicate_down():
 
 @pytest.fixture(scope="module")
 def app_with_replicate(tmp_path_factory, replicate_down):
-    proc, server = start_app(tmp_path_factory.mktemp("app"), {
-        "STUDIO_GENERATOR": "replicate", "STUDIO_REPLICATE_API_TOKEN": replicate_down.api_token,
-        "STUDIO_REPLICATE_BASE_URL": replicate_down.url, "STUDIO_PROVIDER_OUTAGE_FAILURES": "2"})
-    try:
+    with running_app(tmp_path_factory.mktemp("app"), {
+            "STUDIO_GENERATOR": "replicate", "STUDIO_REPLICATE_API_TOKEN": replicate_down.api_token,
+            "STUDIO_REPLICATE_BASE_URL": replicate_down.url, "STUDIO_PROVIDER_OUTAGE_FAILURES": "2"}) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _click(locator) -> None:
-    expect(locator).to_have_count(1)  # a rerun briefly shows the old and the new copy
-    locator.click()
 
 
 def _generate(page) -> None:
     wait_idle(page)
-    _click(page.get_by_role("button", name="Generate · 1 credit"))
-    _click(page.get_by_role("dialog").get_by_role("button", name="Confirm"))
+    click_once(page.get_by_role("button", name="Generate · 1 credit"))
+    click_once(page.get_by_role("dialog").get_by_role("button", name="Confirm"))
 
 
 def test_outage_then_offline_preview(app_with_replicate, replicate_down, page):
     page.set_viewport_size({"width": 1400, "height": 1500})
-    page.goto(app_with_replicate.url)
-    page.get_by_role("tab", name="Create account").click()
-    form = page.get_by_test_id("stForm").filter(has=page.get_by_role("textbox", name="Display name"))
-    form.get_by_role("textbox", name="Email").fill("lin@example.com")
-    form.get_by_role("textbox", name="Display name").fill("Lin")
-    form.get_by_role("textbox", name="Password", exact=True).fill("Analytical-Engine-1843")
-    form.get_by_role("textbox", name="Repeat password").fill("Analytical-Engine-1843")
-    form.get_by_role("button", name="Create account").click()
+    sign_up(page, app_with_replicate.url, "lin@example.com", "Lin")
     expect(page.get_by_text("Images: Replicate · SDXL")).to_be_visible()
 
     page.get_by_role("textbox", name="Prompt", exact=True).fill("a lighthouse in a storm")
@@ -63,15 +42,14 @@ def test_outage_then_offline_preview(app_with_replicate, replicate_down, page):
     expect(page.get_by_role("button", name="Render an offline preview instead")).to_be_visible()
     _generate(page)
     expect(page.get_by_text("is not answering")).to_be_visible(timeout=30_000)
-    sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("30 available")).to_be_visible()
+    expect_available(page, 30)
     screenshot(page, "studio-provider-down")
 
-    _click(page.get_by_role("button", name="Use the offline preview renderer"))
+    click_once(page.get_by_role("button", name="Use the offline preview renderer"))
     expect(page.get_by_text("Images: Offline preview renderer (not AI)")).to_be_visible()
     _generate(page)
     expect(page.get_by_role("button", name="Download PNG")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Offline preview (procedural, not AI)")).to_be_visible()
-    expect(sidebar.get_by_text("29 available")).to_be_visible()
+    expect_available(page, 29)
     screenshot(page, "studio-offline-preview")
     assert len(replicate_down.requests_to("POST", r"/predictions$")) == 2

@@ -6,13 +6,12 @@ import io
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_studio import _sign_up
+from tests.e2e.conftest import screenshot, sign_up
 
 
 def test_buy_a_pack_with_the_sandbox_card(app_server, page):
     page.set_viewport_size({"width": 1400, "height": 2000})
-    _sign_up(page, app_server.url, "lovelace@example.com", "Ada")
+    sign_up(page, app_server.url, "lovelace@example.com", "Ada")
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_role("link", name="Wallet").click()
     expect(page.get_by_role("heading", name="Wallet", exact=True)).to_be_visible()
