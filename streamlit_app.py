@@ -6,7 +6,8 @@ from studio_core.config import ConfigError
 from studio_core.db import DatabaseUnavailable
 from studio_core.migrate import SchemaError
 from studio_core.ui.auth import sign_in_page
-from studio_core.ui.navigation import pages_for
+from studio_core.ui.navigation import pages_for, signed_out_pages
+from studio_core.ui.outage import database_guard
 from studio_core.ui.session import current_user, get_studio, sign_out_session
 from studio_core.ui.tracking import track_page_view
 from studio_core.ui.wallet_bar import wallet_bar
@@ -22,24 +23,25 @@ except (ConfigError, DatabaseUnavailable, SchemaError) as exc:
                        "and reload. See the README's Troubleshooting section.")
     st.stop()
 
-user = current_user()
-if user is None:
-    st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in")],
-                  position="hidden").run()
-    st.stop()
+# A database outage mid-session shows a plain message and a Try again button, never a traceback.
+with database_guard():
+    user = current_user()
+    if user is None:
+        st.navigation(signed_out_pages(sign_in_page), position="hidden").run()
+        st.stop()
 
-page = st.navigation(pages_for(user))
-track_page_view(page)
-if user_menu(user):
-    sign_out_session()
-    if getattr(st.user, "is_logged_in", False):
-        st.logout()
-    st.rerun()
-provider_notices(studio.notices)
-studio.ledger.ensure_monthly_allowance(user.id)  # the month's allowance arrives on first activity
-wallet_bar(studio.ledger.balance(user.id))
-if st.session_state.pop("welcome", False):
-    st.success(f"Welcome to Studio, {user.display_name}! Your account is ready"
-               f"{' and, as the first account, you are the admin' if user.is_admin else ''}.",
-               icon=":material/celebration:")
-page.run()
+    page = st.navigation(pages_for(user))
+    track_page_view(page)
+    if user_menu(user):
+        sign_out_session()
+        if getattr(st.user, "is_logged_in", False):
+            st.logout()
+        st.rerun()
+    provider_notices(studio.notices)
+    studio.ledger.ensure_monthly_allowance(user.id)  # the month's allowance arrives on first activity
+    wallet_bar(studio.ledger.balance(user.id))
+    if st.session_state.pop("welcome", False):
+        st.success(f"Welcome to Studio, {user.display_name}! Your account is ready"
+                   f"{' and, as the first account, you are the admin' if user.is_admin else ''}.",
+                   icon=":material/celebration:")
+    page.run()

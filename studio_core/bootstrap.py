@@ -114,7 +114,8 @@ class Studio:
         """The process's worker pool; starting it resumes jobs a previous process left unfinished."""
         from studio_core.services.jobs import JobRunner
 
-        runner = JobRunner(self.generation, workers=self.settings.worker_threads)
+        runner = JobRunner(self.generation, workers=self.settings.worker_threads,
+                           maintenance_s=self.settings.job_maintenance_s)
         runner.resume_unfinished()
         return runner
 

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     # Generation
     generation_timeout_s: float = Field(default=300.0, gt=0)
     worker_threads: int = Field(default=4, ge=1, le=64)
+    # How often each app process resumes abandoned jobs and expires stale holds by itself (what sweep does).
+    job_maintenance_s: float = Field(default=60.0, ge=1)
     tiers: dict[str, Tier] = Field(default_factory=_default_tiers)
     default_tier: str = "standard"
     prompt_max_chars: int = Field(default=1000, ge=10)
