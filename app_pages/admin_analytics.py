@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import plotly.express as px
@@ -17,6 +17,7 @@ import streamlit as st
 
 from studio_core.services.accounts import AccessDenied
 from studio_core.services.analytics import Dashboard, InvalidPeriod, Kpi, Period, Table
+from studio_core.ui.charts import figure_dict
 from studio_core.ui.session import get_studio, require_admin
 from studio_core.ui.widgets import empty_state, error_state
 
@@ -110,19 +111,41 @@ def _csv(df: pd.DataFrame) -> str:
     return df.map(cell).to_csv(index=False)
 
 
+BUCKET_DAYS = {"day": 1, "week": 7, "month": 30}
+
+
+def _over_the_period(fig: go.Figure) -> go.Figure:
+    """A time axis that spans the whole period, bars a bucket wide: with one busy day the chart still reads as
+    a month with one bar, not one bar across the card under sub-second ticks."""
+    half = timedelta(days=BUCKET_DAYS[granularity] / 2)
+    buckets = period.buckets()
+    first, last = (datetime.combine(day, datetime.min.time()) for day in (buckets[0], buckets[-1]))
+    fig.update_xaxes(range=[first - half, last + half])
+    return fig.update_traces(width=BUCKET_DAYS[granularity] * 0.8 * 86_400_000, selector={"type": "bar"})
+
+
 def chart(key: str, title: str, table: Table, draw: Callable[[pd.DataFrame], go.Figure], *,
-          empty: str, x_label: str, y_label: str, caption: str | None = None) -> None:
-    """One card: the chart (titled, axes labelled) and its data as CSV, or an empty state."""
+          empty: str, x_label: str, y_label: str, caption: str | None = None, depends: tuple = (),
+          over_time: bool = False) -> None:
+    """One card: the chart (titled, axes labelled) and its data as CSV, or an empty state. ``depends``: what
+    ``draw`` reads besides its table (the figure is drawn again only when the table, a label or that changes).
+    ``over_time``: the x axis is the period's buckets."""
     with st.container(border=True):
         if table.empty:
             st.markdown(f"**{title}**")
             st.caption(empty)
             return
         df = pd.DataFrame(table.records())
-        fig = draw(df)
-        fig.update_layout(title={"text": title, "x": 0, "xanchor": "left"}, height=CHART_HEIGHT,
-                          margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend_title_text="",
-                          xaxis_title=x_label, yaxis_title=y_label)
+
+        def drawn() -> go.Figure:
+            fig = draw(df)
+            if over_time:
+                _over_the_period(fig)
+            return fig.update_layout(title={"text": title, "x": 0, "xanchor": "left"}, height=CHART_HEIGHT,
+                                     margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend_title_text="",
+                                     xaxis_title=x_label, yaxis_title=y_label)
+
+        fig = figure_dict((key, title, x_label, y_label, table, depends, over_time and period), drawn)
         st.plotly_chart(fig, key=f"chart_{key}", config={"displaylogo": False}, alt=f"Chart: {title}")
         if caption:
             st.caption(caption)
@@ -148,7 +171,7 @@ if not board.has_activity:
     st.stop()
 
 # -- usage ----------------------------------------------------------------------------------------------------
-st.subheader("Usage")
+st.header("Usage")
 
 
 def active_users_chart() -> None:
@@ -164,7 +187,8 @@ def active_users_chart() -> None:
 
     chart("active_users", f"Active users per {GRAIN}", board.active_users, draw,
           empty="No signed-in activity in this range.", x_label=GRANULARITY_LABELS[granularity], y_label="Users",
-          caption="People with any tracked activity; a week or month counts each person once.")
+          caption="People with any tracked activity; a week or month counts each person once.",
+          depends=(granularity, board.daily_active_users if granularity != "day" else None), over_time=True)
 
 
 def generations_chart() -> None:
@@ -175,7 +199,7 @@ def generations_chart() -> None:
 
     chart("generations_by_status", f"Generations per {GRAIN}, by status", board.generations, draw,
           empty="No images were requested in this range.", x_label=GRANULARITY_LABELS[granularity],
-          y_label="Generations")
+          y_label="Generations", over_time=True)
 
 
 def tiers_chart() -> None:
@@ -186,7 +210,7 @@ def tiers_chart() -> None:
 
     chart("generations_by_tier", f"Generations per {GRAIN}, by quality tier", board.generations, draw,
           empty="No images were requested in this range.", x_label=GRANULARITY_LABELS[granularity],
-          y_label="Generations")
+          y_label="Generations", over_time=True)
 
 
 def funnel_chart() -> None:
@@ -201,7 +225,7 @@ two(active_users_chart, funnel_chart)
 two(generations_chart, tiers_chart)
 
 # -- reliability ----------------------------------------------------------------------------------------------
-st.subheader("Reliability and speed")
+st.header("Reliability and speed")
 
 
 def failure_chart() -> None:
@@ -212,7 +236,7 @@ def failure_chart() -> None:
 
     chart("failure_rate", f"Failure rate per {GRAIN}", board.failure_rate, draw,
           empty="No generation finished in this range.", x_label=GRANULARITY_LABELS[granularity],
-          y_label="Failed ÷ finished", caption="Canceled generations are neither successes nor failures.")
+          y_label="Failed ÷ finished", caption="Canceled generations are neither successes nor failures.", over_time=True)
 
 
 def errors_chart() -> None:
@@ -240,7 +264,7 @@ two(failure_chart, errors_chart)
 latency_chart()
 
 # -- money ----------------------------------------------------------------------------------------------------
-st.subheader("Credits and revenue")
+st.header("Credits and revenue")
 
 
 OUTFLOWS = ("spent", "expired")
@@ -257,7 +281,7 @@ def credits_chart() -> None:
           empty="No credits moved in this range.", x_label=GRANULARITY_LABELS[granularity],
           y_label="Credits (out below zero)",
           caption="Granted: monthly allowance and bonuses. Spent: generation charges. Expired: unused allowance. "
-                  "The CSV has every amount as a positive number.")
+                  "The CSV has every amount as a positive number.", over_time=True)
 
 
 def revenue_chart() -> None:
@@ -265,13 +289,13 @@ def revenue_chart() -> None:
     chart("revenue", f"Revenue per {GRAIN}, by credit pack", board.revenue,
           lambda df: px.bar(df, x="bucket", y="revenue", color="pack", hover_data=["purchases", "currency"]),
           empty="No credit packs were bought in this range.", x_label=GRANULARITY_LABELS[granularity],
-          y_label=f"Revenue ({currency})")
+          y_label=f"Revenue ({currency})", over_time=True)
 
 
 two(credits_chart, revenue_chart)
 
 # -- templates ------------------------------------------------------------------------------------------------
-st.subheader("Templates and categories")
+st.header("Templates and categories")
 
 
 def template_chart() -> None:
@@ -303,7 +327,7 @@ if not board.templates.empty:
                  column_config={"success_rate": st.column_config.NumberColumn("success rate", format="percent")})
 
 # -- community ------------------------------------------------------------------------------------------------
-st.subheader("Community")
+st.header("Community")
 
 
 def community_chart() -> None:
@@ -313,7 +337,7 @@ def community_chart() -> None:
         return px.line(long, x="bucket", y="count", color="activity", markers=True)
 
     chart("community", f"Posts, likes and reports per {GRAIN}", board.community, draw,
-          empty="No community activity in this range.", x_label=GRANULARITY_LABELS[granularity], y_label="Count")
+          empty="No community activity in this range.", x_label=GRANULARITY_LABELS[granularity], y_label="Count", over_time=True)
 
 
 def moderation_chart() -> None:
@@ -333,7 +357,7 @@ def moderation_chart() -> None:
     chart("moderation", "Time from report to moderation action", board.moderation, draw,
           empty=f"No report was resolved in this range. {caption or ''}".strip(),
           x_label=f"{GRANULARITY_LABELS[granularity]} "
-          "reported", y_label="Hours", caption=caption)
+          "reported", y_label="Hours", caption=caption, over_time=True)
 
 
 two(community_chart, moderation_chart)

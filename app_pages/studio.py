@@ -14,7 +14,9 @@ from studio_core.services.generation import (
     new_request_key,
 )
 from studio_core.services.ledger import IdempotencyConflict
+from studio_core.ui.cards import image_source
 from studio_core.ui.generation import (
+    STATUS_LABEL,
     job_image,
     job_progress,
     provider_down_notice,
@@ -230,7 +232,7 @@ with create:
                                        "server (not AI), so you can keep working while the image service is down.")
 
     # -- tier and generate ------------------------------------------------------------------------------------
-    st.subheader("Quality")
+    st.header("Quality")
     chosen = tier_cards(settings.tiers, ss.studio_tier, balance.available, key="tier")
     if chosen != ss.studio_tier:
         track(Event.TIER_SELECTED, tier=chosen, previous=ss.studio_tier)
@@ -243,7 +245,7 @@ with create:
                    "buy a credit pack in your Wallet.", icon=":material/account_balance_wallet:")
         st.page_link("app_pages/wallet.py", label="Buy credits in your Wallet", icon=":material/shopping_cart:")
     st.button(f"Generate · {cost} credit{'s' if cost != 1 else ''}", type="primary", icon=":material/brush:",
-              disabled=not can_afford, on_click=ask_to_generate, use_container_width=True, key="studio_generate")
+              disabled=not can_afford, on_click=ask_to_generate, width="stretch", key="studio_generate")
 
 
 # -- confirm dialog (opened from session state, so it survives reruns) -----------------------------------------
@@ -259,7 +261,7 @@ def confirm(pending: dict) -> None:
               delta=f"{balance.available - tier.credits} left after", delta_color="off")
     st.caption("You are charged only if the image is delivered. A failed or canceled generation costs nothing.")
     ok_col, cancel_col = st.columns(2)
-    if ok_col.button("Confirm", type="primary", key="studio_confirm", use_container_width=True):
+    if ok_col.button("Confirm", type="primary", key="studio_confirm", width="stretch"):
         try:
             job = studio.generation.submit(user.id, req, pending["key"])
         except InsufficientCredits as exc:
@@ -271,7 +273,7 @@ def confirm(pending: dict) -> None:
             ss.studio_job = job.id
             clear_pending()
             st.rerun()
-    if cancel_col.button("Not now", key="studio_not_now", use_container_width=True):
+    if cancel_col.button("Not now", key="studio_not_now", width="stretch"):
         clear_pending()
         st.rerun()
 
@@ -316,22 +318,22 @@ with output:
                 st.button("Render an offline preview instead", key="studio_offline_retry",
                           icon=":material/offline_bolt:", on_click=ask_to_generate,
                           args=(job.as_request(same_seed=True, renderer=health.fallback),),
-                          use_container_width=True,
+                          width="stretch",
                           help="The same recipe on the offline renderer: a procedural preview (not AI), "
                                "made on this server while the image service is down.")
             retry_col, vary_col = st.columns(2)
             retry_col.button("Retry", key="studio_retry", icon=":material/refresh:", on_click=ask_to_generate,
-                             args=(job.as_request(same_seed=True),), use_container_width=True,
+                             args=(job.as_request(same_seed=True),), width="stretch",
                              help="The same recipe and seed, as a new request.")
             vary_col.button("Vary seed", key="studio_vary", icon=":material/casino:", on_click=ask_to_generate,
-                            args=(job.as_request(same_seed=False),), use_container_width=True,
+                            args=(job.as_request(same_seed=False),), width="stretch",
                             help="The same recipe with a new random seed.")
             st.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
-                            args=(job,), kwargs={"same_seed": True}, use_container_width=True,
+                            args=(job,), kwargs={"same_seed": True}, width="stretch",
                             help="Load this image's prompt, settings and seed into the form.")
             if job.status == "succeeded" and st.button(
                     "Publish to the community…", key="studio_publish", icon=":material/public:",
-                    use_container_width=True, help="Opens the image in My Creations, where you title and share it."):
+                    width="stretch", help="Opens the image in My Creations, where you title and share it."):
                 ss.gallery_open = job.id  # My Creations opens this image's page, with its Publish form
                 st.switch_page("app_pages/gallery.py")
             if job.status == "succeeded" and job.enhanced_prompt and job.enhanced_prompt != job.prompt:
@@ -339,7 +341,7 @@ with output:
                 compare_cost = settings.tiers[job.tier].credits if job.tier in settings.tiers else 0
                 if st.button(f"Compare with the original prompt · {compare_cost} credit"
                              f"{'s' if compare_cost != 1 else ''}", key="studio_compare",
-                             icon=":material/compare:", use_container_width=True,
+                             icon=":material/compare:", width="stretch",
                              help="Generates your original prompt with the same seed, tier and size, and opens "
                                   "both side by side in the Prompt Lab."):
                     try:
@@ -359,9 +361,11 @@ with output:
             with cols[i % 3]:
                 thumb = studio.generation.thumbnail_url(r)
                 if thumb:
-                    st.image(thumb, alt=f"Thumbnail: {r.final_prompt[:80]}", width="stretch")
+                    source, output_format = image_source(thumb)
+                    st.image(source, alt=f"Thumbnail: {r.final_prompt[:80]}", width="stretch",
+                             output_format=output_format)
                 else:
-                    st.caption(r.status)
-                if st.button("Open", key=f"open_{r.id}", use_container_width=True):
+                    st.caption(STATUS_LABEL.get(r.status, r.status))
+                if st.button("Open", key=f"open_{r.id}", width="stretch"):
                     ss.studio_job = r.id
                     st.rerun()

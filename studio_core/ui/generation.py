@@ -13,6 +13,7 @@ import streamlit as st
 
 from studio_core.config import Tier
 from studio_core.services.generation import JobView, ProviderHealth
+from studio_core.ui.cards import image_source
 
 STATUS_LABEL = {"queued": "Waiting for a worker…", "running": "Generating…", "succeeded": "Done",
                 "failed": "Failed", "canceled": "Canceled"}
@@ -50,7 +51,7 @@ def tier_cards(tiers: dict[str, Tier], selected: str, available: int, key: str) 
             st.caption(tier.description)
             affordable = tier.credits <= available
             if st.button("Selected" if is_selected else "Choose", key=f"{key}_{tier.name}",
-                         type="primary" if is_selected else "secondary", use_container_width=True,
+                         type="primary" if is_selected else "secondary", width="stretch",
                          help=None if affordable else f"Needs {tier.credits} credits; you have {available}."):
                 chosen = tier.name
     return chosen
@@ -81,11 +82,11 @@ def recipe_card(job: JobView) -> None:
                 ("Provider", provider_label(job.provider)), ("Model version", job.model_version or "n/a"),
                 ("Cost", f"{job.cost} credit{'s' if job.cost != 1 else ''}" if job.charged else "not charged"),
                 ("Time taken", f"{job.seconds_taken:.1f} s" if job.seconds_taken is not None else "n/a")]
-        left, right = st.columns(2)
-        for i, (label, value) in enumerate(rows):
-            col = left if i % 2 == 0 else right
-            col.caption(label)
-            col.text(value)
+        for pair in (rows[i:i + 2] for i in range(0, len(rows), 2)):
+            # one row of columns per pair, so a long value (the model version) never shifts the labels after it
+            for col, (label, value) in zip(st.columns(2), pair, strict=False):
+                col.caption(label)
+                col.text(value)
         st.caption("Copy recipe")
         st.code(json.dumps(job.recipe(), indent=2), language=None, wrap_lines=True)
 
@@ -93,6 +94,8 @@ def recipe_card(job: JobView) -> None:
 def job_image(job: JobView, url: str | None, *, width: str = "stretch") -> None:
     if job.status == "succeeded" and url:
         caption = "Offline preview (procedural, not AI)" if job.provider == "local" else None
-        st.image(url, caption=caption, width=width, alt=f"Generated image: {job.final_prompt[:200]}")
+        source, output_format = image_source(url)
+        st.image(source, caption=caption, width=width, alt=f"Generated image: {job.final_prompt[:200]}",
+                 output_format=output_format)
     elif job.status in ("failed", "canceled"):
         st.error(job.error_message or "This generation did not finish. Not charged.", icon=":material/error:")
