@@ -39,9 +39,15 @@ with database_guard():
         st.rerun()
     provider_notices(studio.notices)
     studio.ledger.ensure_monthly_allowance(user.id)  # the month's allowance arrives on first activity
-    wallet_bar(studio.ledger.balance(user.id))
+    bar = st.sidebar.empty()
     if st.session_state.pop("welcome", False):
         st.success(f"Welcome to Studio, {user.display_name}! Your account is ready"
                    f"{' and, as the first account, you are the admin' if user.is_admin else ''}.",
                    icon=":material/celebration:")
-    page.run()
+    try:
+        page.run()
+    finally:
+        # Drawn after the page (in its place in the sidebar), so it shows the credits as the page left them:
+        # a job that ended while the page ran, a pack the page just credited.
+        with bar.container():
+            wallet_bar(studio.ledger.balance(user.id))

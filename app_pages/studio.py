@@ -153,6 +153,15 @@ def use_renderer(name: str) -> None:
 
 
 # -- header ---------------------------------------------------------------------------------------------------
+# The job shown on the right is read before the provider's health: a job that ends in between is then either
+# still running here (its progress fragment reruns the page when it ends) or already counted in the health.
+job_id = ss.get("studio_job")
+job = None
+if job_id is not None:
+    try:
+        job = studio.generation.get(user.id, job_id)
+    except GenerationError:
+        ss.pop("studio_job", None)
 balance = studio.ledger.balance(user.id)
 health = studio.generation.provider_health()
 st.title("Studio")
@@ -292,13 +301,6 @@ def watch(job_id: int) -> None:
 
 
 with output:
-    job_id = ss.get("studio_job")
-    job = None
-    if job_id is not None:
-        try:
-            job = studio.generation.get(user.id, job_id)
-        except GenerationError:
-            ss.pop("studio_job", None)
     if job is None:
         empty_state("Your image appears here", "Write a prompt or pick a template, choose a quality and press "
                     "Generate.", icon=":material/image:")

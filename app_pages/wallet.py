@@ -275,11 +275,9 @@ st.title("Wallet")
 st.caption(f"Credits pay for images: the monthly allowance is spent first, then paid credits. "
            f"Payments: {'offline sandbox (no real money)' if studio.wallet.gateway_name == 'sandbox' else 'Stripe'}.")
 
-shown_before = ss.get("wallet_receipt")
 handle_return()
-settle_open_checkouts()
-if (shown := ss.get("wallet_receipt")) is not shown_before and shown["newly"]:
-    st.rerun()  # credited during this run: the sidebar's wallet bar was drawn before, so draw it again
+settle_open_checkouts()  # a pack credited here shows in the balances below and in the sidebar (drawn after)
+shown = ss.get("wallet_receipt")
 if (notice := ss.pop("wallet_notice", None)) is not None:
     kind, message = notice
     {"info": st.info, "warning": st.warning, "error": st.error}[kind](message, icon=":material/info:")
