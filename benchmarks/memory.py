@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from benchmarks._dataset import (  # noqa: E402
     ensure_dataset,
     heavy_users,
 )
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_app, wait_idle  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, go, sign_in, start_app, stop_app  # noqa: E402
 
 TARGET_MB = 600
 CREATOR_PAGES = (("Community", "Community"), ("My Creations", "My Creations"), ("Wallet", "Wallet"))
@@ -70,43 +69,15 @@ def settle(pid: int, seconds: float = 3.0) -> int:
     return rss_kb(pid)
 
 
-def _sidebar(page):
-    return page.get_by_test_id("stSidebar")
-
-
-def sign_in(page, url: str, email: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Sign in"))
-    form.get_by_role("textbox", name="Email").fill(email)
-    form.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
-    form.get_by_role("button", name="Sign in").click()
-    expect(_sidebar(page).get_by_role("button", name="Sign out")).to_be_visible()
-    wait_idle(page)
-
-
-def open_page(page, link: str, heading: str) -> None:
-    from playwright.sync_api import expect
-
-    nav = _sidebar(page)
-    more = nav.get_by_role("button", name=re.compile(r"View \d+ more"))
-    if more.count():  # a long page list is folded after the first few entries
-        more.click()
-    nav.get_by_role("link", name=re.compile(rf"^{re.escape(link)}( \(\d+\))?$")).click()
-    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-    wait_idle(page)
-
-
 def open_session(browser, url: str, email: str, admin: bool):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)  # 20 sessions on a small machine
-    sign_in(page, url, email)
+    sign_in(page, url, email, password=PASSWORD)
     for link, heading in CREATOR_PAGES + (ADMIN_PAGES if admin else ()):
-        open_page(page, link, heading)
+        go(page, link, heading)
     if admin:
-        open_page(page, "Moderation", "Moderation")
+        go(page, "Moderation", "Moderation")
     return context
 
 
@@ -149,11 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     browser.close()
             figures["all browsers gone"] = settle(proc.pid, 5.0)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_app(proc)
     n = len(people)
     print(f"\nStreamlit server RSS (process and children), {n} sessions on {data_dir}:")
     for what, kb in figures.items():

@@ -103,3 +103,13 @@ def app_on_postgresql(monkeypatch, url: str) -> Iterator[list]:
             if "jobs" in studio.__dict__:
                 studio.jobs.shutdown(wait=False)
             studio.db.dispose()
+
+
+def use_replicate(monkeypatch, replicate, **settings) -> None:
+    """The app under test generates through the real replicate client against ``replicate`` (a FakeReplicate);
+    ``settings`` are further STUDIO_* values by their lower-case names."""
+    monkeypatch.setenv("STUDIO_GENERATOR", "replicate")
+    monkeypatch.setenv("STUDIO_REPLICATE_API_TOKEN", replicate.api_token)
+    monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
+    for name, value in settings.items():
+        monkeypatch.setenv(f"STUDIO_{name.upper()}", str(value))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from studio_core.ui.outage import DATABASE_DOWN_MESSAGE
-from tests.app.conftest import app_on_postgresql, new_app, run, sign_up
+from tests.app.conftest import app_on_postgresql, new_app, run, sign_up, use_replicate
 from tests.app.test_studio import _ask_and_confirm, _credits, _has_download, _wait_for
 from tests.conftest import PG_URL
 from tests.fakes.cloudinary_server import FakeCloudinary
@@ -22,14 +22,6 @@ from tests.fakes.tcp_proxy import TcpProxy
 def _books_balance(built):
     ledger = built[-1].ledger
     assert [r for r in ledger.check_invariants() if not r.ok] == []
-
-
-def _use_replicate(monkeypatch, replicate, **settings):
-    monkeypatch.setenv("STUDIO_GENERATOR", "replicate")
-    monkeypatch.setenv("STUDIO_REPLICATE_API_TOKEN", replicate.api_token)
-    monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
-    for name, value in settings.items():
-        monkeypatch.setenv(f"STUDIO_{name.upper()}", str(value))
 
 
 @pytest.mark.postgres
@@ -67,7 +59,7 @@ def test_image_service_hanging_past_its_timeout(app_env, monkeypatch):
     with FakeReplicate() as replicate:
         replicate.steps = 0
         replicate.fail("hang", method="POST", path=r"/predictions$", times=1)
-        _use_replicate(monkeypatch, replicate, replicate_timeout_s=1)
+        use_replicate(monkeypatch, replicate, replicate_timeout_s=1)
         at = run(new_app())
         sign_up(at, "ada@example.com", "Ada")
         _ask_and_confirm(at, "a castle made of glass")
@@ -90,7 +82,7 @@ def test_storage_failing_after_the_image_service_delivered(app_env, monkeypatch)
     with FakeReplicate() as replicate, FakeCloudinary() as cloudinary:
         replicate.steps = 0
         cloudinary.fail("status", status=500, method="POST", path=r"/image/upload$", times=1)
-        _use_replicate(monkeypatch, replicate)
+        use_replicate(monkeypatch, replicate)
         for name, value in (("STORAGE", "cloudinary"), ("CLOUDINARY_CLOUD_NAME", cloudinary.cloud_name),
                             ("CLOUDINARY_API_KEY", cloudinary.api_key),
                             ("CLOUDINARY_API_SECRET", cloudinary.api_secret),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.app.conftest import new_app, run, sign_up, texts
+from tests.app.conftest import new_app, run, sign_up, texts, use_replicate
 
 
 def _studio():
@@ -114,9 +114,7 @@ def test_retry_after_a_provider_failure_through_the_real_replicate_client(app_en
     with FakeReplicate() as replicate:
         replicate.outcome = "failed"
         replicate.steps = 0
-        monkeypatch.setenv("STUDIO_GENERATOR", "replicate")
-        monkeypatch.setenv("STUDIO_REPLICATE_API_TOKEN", replicate.api_token)
-        monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
+        use_replicate(monkeypatch, replicate)
         at = _studio()
         assert "Replicate · SDXL" in texts(at)
         _ask_and_confirm(at, "a castle made of glass")
@@ -155,10 +153,7 @@ def test_while_replicate_is_down_people_keep_working_on_the_offline_renderer(app
 
     with FakeReplicate() as replicate:
         replicate.fail("status", status=503, method="POST", path=r"/predictions$", times=None)
-        monkeypatch.setenv("STUDIO_GENERATOR", "replicate")
-        monkeypatch.setenv("STUDIO_REPLICATE_API_TOKEN", replicate.api_token)
-        monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
-        monkeypatch.setenv("STUDIO_PROVIDER_OUTAGE_FAILURES", "2")
+        use_replicate(monkeypatch, replicate, provider_outage_failures=2)
         at = _studio()
         assert "Renderer" not in [r.label for r in at.radio]  # nothing to choose while Replicate answers
         _ask_and_confirm(at, "a lighthouse in a storm")

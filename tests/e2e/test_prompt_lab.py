@@ -5,23 +5,26 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot, sign_up
+from tests.e2e.conftest import go, screenshot, sign_up, wait_idle
 
 
 def test_two_by_two_experiment_to_a_finished_grid(app_server, page):
     page.set_viewport_size({"width": 1400, "height": 1300})
     sign_up(page, app_server.url, "ada.lab@example.com", "Ada")
     sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_role("link", name="Prompt Lab").click()
-    expect(page.get_by_role("heading", name="Prompt Lab")).to_be_visible()
+    go(page, "Prompt Lab")  # and wait until its run ended: the pills below must hold their defaults first
     expect(page.locator("strong", has_text="Write a template")).to_be_visible()  # the empty state
 
+    # Each value is committed and its rerun finished before the next field is typed into: a field filled while
+    # a rerun is under way can be redrawn with its old value.
     template = page.get_by_role("textbox", name="Prompt template")
     template.fill("a {red|blue} fox in the snow")
     template.press("Control+Enter")
+    wait_idle(page)
     seeds = page.get_by_role("textbox", name="Seeds")
     seeds.fill("7, 8")
     seeds.press("Enter")
+    wait_idle(page)
     expect(page.get_by_text("2 rows × 2 columns", exact=False)).to_be_visible()
     expect(page.get_by_test_id("stMetric").filter(has_text="Credits")).to_contain_text("4")
     expect(page.get_by_test_id("stMetric").filter(has_text="Left after")).to_contain_text("26")

@@ -6,15 +6,7 @@ import pytest
 
 from studio_core.config import ConfigError, is_placeholder, load_settings, resolve_providers
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("STUDIO_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_defaults_are_zero_configuration(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 
 import plotly.graph_objects as go
 import pytest
@@ -13,11 +12,7 @@ from studio_core.ui import cards, charts, session
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("STUDIO_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def fresh_settings_memo(clean_env, monkeypatch):
     monkeypatch.setattr(session, "_settings_memo", None)
 
 
