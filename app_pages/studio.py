@@ -14,7 +14,7 @@ from studio_core.services.generation import (
     new_request_key,
 )
 from studio_core.services.ledger import IdempotencyConflict
-from studio_core.ui.cards import image_source
+from studio_core.ui.cards import picture
 from studio_core.ui.generation import (
     STATUS_LABEL,
     job_image,
@@ -331,8 +331,8 @@ with output:
                             args=(job.as_request(same_seed=False),), width="stretch",
                             help="The same recipe with a new random seed.")
             st.button("Edit recipe", key="studio_remix", icon=":material/tune:", on_click=load_recipe,
-                            args=(job,), kwargs={"same_seed": True}, width="stretch",
-                            help="Load this image's prompt, settings and seed into the form.")
+                      args=(job,), kwargs={"same_seed": True}, width="stretch",
+                      help="Load this image's prompt, settings and seed into the form.")
             if job.status == "succeeded" and st.button(
                     "Publish to the community…", key="studio_publish", icon=":material/public:",
                     width="stretch", help="Opens the image in My Creations, where you title and share it."):
@@ -361,13 +361,8 @@ with output:
         cols = st.columns(3)
         for i, r in enumerate(recent):
             with cols[i % 3]:
-                thumb = studio.generation.thumbnail_url(r)
-                if thumb:
-                    source, output_format = image_source(thumb)
-                    st.image(source, alt=f"Thumbnail: {r.final_prompt[:80]}", width="stretch",
-                             output_format=output_format)
-                else:
-                    st.caption(STATUS_LABEL.get(r.status, r.status))
+                picture(studio.generation.thumbnail_url(r), f"Thumbnail: {r.final_prompt[:80]}",
+                        missing=STATUS_LABEL.get(r.status, r.status))
                 if st.button("Open", key=f"open_{r.id}", width="stretch"):
                     ss.studio_job = r.id
                     st.rerun()

@@ -19,12 +19,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 T = TypeVar("T")
+# The database did not answer (connection lost, server down, locked past the busy timeout): transient, unlike a
+# constraint violation. A page says so and offers Try again; a generation job pauses and is resumed.
+DATABASE_DOWN = (OperationalError, InterfaceError)
 _WRITE_OPTION = "studio_write"
 
 
@@ -114,6 +117,7 @@ class Database:
         self._raw_writer: Any = None  # SQLite: the raw writes' own connection (see _sqlite_writer)
         self._group_writer: _SqliteWriter | None = None  # SQLite: run_raw()'s group commit, made on first use
         # PostgreSQL: run_raw()'s own few connections (see _RawPool); it retries on a dead one.
+        # (its engine only makes connections, which _RawPool detaches: the engine's own pool never fills)
         self._raw_pool = None if self.is_sqlite else _RawPool(create_db_engine(
             self.url, echo=echo, pre_ping=False, pool_size=1, max_overflow=-1, schema=schema))
 
@@ -139,9 +143,10 @@ class Database:
         and run on the DB-API cursor (``RawTransaction``); an exception in ``work`` undoes everything it wrote.
 
         SQLite: ``work`` is batched with whatever other run_raw() calls are waiting, each under its own
-        savepoint, in one BEGIN IMMEDIATE transaction (group commit, _SqliteWriter). PostgreSQL: in the calling thread, on a pool of its own; if the connection turns out dead (the database
-        restarted, a pooled connection was closed while idle) or the transaction was picked as a deadlock victim,
-        once more on a fresh one. Whatever happened to a first attempt, ``work`` must make a second one harmless:
+        savepoint, in one BEGIN IMMEDIATE transaction (group commit, _SqliteWriter). PostgreSQL: in the calling
+        thread, on a pool of its own; if the connection turns out dead (the database restarted, a pooled
+        connection was closed while idle) or the transaction was picked as a deadlock victim, once more on a
+        fresh one. Whatever happened to a first attempt, ``work`` must make a second one harmless:
         the ledger's operations are idempotent by their keys and hold ids. ``one_statement=True`` promises a
         single statement, which PostgreSQL then runs as its own transaction (no BEGIN and COMMIT round trips).
         """
@@ -396,14 +401,12 @@ class _RawPool:
         self._engine.dispose()
 
 
-
 # SQLAlchemy's execution machinery (execution context, events, result wrapping) costs ~40 µs a statement, more
 # than SQLite takes to run one of the ledger's. run_raw() keeps the statements as Core expressions but runs
 # their compiled SQL on the DB-API cursor, applying the same bind and result processors SQLAlchemy would.
 class _Compiled:
+    # Everything per execution is plain dict and list work: this runs for every statement on the hot path.
     __slots__ = ("sql", "order", "defaults", "bind_processors", "row_type", "result_processors")
-
-    # Everything per execution is kept to plain dict and list work: this runs for every statement on the hot path.
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)

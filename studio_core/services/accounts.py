@@ -291,13 +291,6 @@ class AccountService:
         with self.db.write() as s:
             s.execute(update(User).where(User.id == user_id).values(role=role))
 
-    def list_users(self, actor: UserView, *, query: str = "", limit: int = 200) -> list[UserView]:
-        if not actor.is_admin:
-            raise AccessDenied("Only admins can list users.")
-        q = _users_matching(query).order_by(User.created_at.desc(), User.id.desc()).limit(limit)
-        with self.db.read() as s:
-            return [_view(u) for u in s.scalars(q)]
-
     def users_page(self, actor: UserView, *, query: str = "", cursor: str | None = None,
                    limit: int = USERS_PAGE_SIZE) -> Page[UserView]:
         """One page of the accounts matching ``query``, newest first; ``next_cursor`` leads to the next one."""

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from studio_core.config import Settings, Tier
-from studio_core.db import Database
+from studio_core.db import DATABASE_DOWN, Database
 from studio_core.models import GeneratedImage, ImageTemplate, utcnow
 from studio_core.ports import (
     ERROR_MESSAGES,
@@ -54,9 +54,6 @@ REQUEST_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
 LEASE_S = 60
 ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "canceled")
-# The database did not answer (connection lost, server down, locked past the busy timeout): transient, unlike a
-# constraint violation, so a job hit by one is paused and resumed rather than failed.
-DATABASE_DOWN = (OperationalError, InterfaceError)
 # Failures that say "the provider is not answering" (as opposed to "this prompt / this image went wrong"):
 # enough of them in a row and the studio offers the offline renderer instead.
 OUTAGE_CODES = (ErrorCode.PROVIDER_UNAVAILABLE.value, ErrorCode.PROVIDER_TIMEOUT.value,
@@ -107,7 +104,6 @@ class ProviderHealth:
     outage: bool
     recent_failures: int  # ended in an outage error, newest first, before the last success
     fallback: str | None  # the offline renderer people can switch to, when the configured one is not it
-    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,7 +278,7 @@ class GenerationService:
         needed = self.settings.provider_outage_failures
         since = self.clock() - timedelta(seconds=self.settings.provider_outage_window_s)
         with self.db.read() as s:
-            rows = s.execute(select(GeneratedImage.status, GeneratedImage.error_code, GeneratedImage.error_message)
+            rows = s.execute(select(GeneratedImage.status, GeneratedImage.error_code)
                              .where(GeneratedImage.created_at >= since, GeneratedImage.provider == name,
                                     GeneratedImage.status.in_(("succeeded", "failed")))
                              .order_by(GeneratedImage.created_at.desc(), GeneratedImage.id.desc())
@@ -293,8 +289,7 @@ class GenerationService:
                 break
             failures += 1
         fallback = self.fallback.name if self.fallback is not None else None
-        return ProviderHealth(provider=name, outage=failures >= needed, recent_failures=failures,
-                              fallback=fallback, last_error=rows[0].error_message if failures else None)
+        return ProviderHealth(provider=name, outage=failures >= needed, recent_failures=failures, fallback=fallback)
 
     def moderate(self, prompt: str) -> str:
         """The cleaned prompt, or PromptRefused naming the rule (and the term) that fired. Runs before any

@@ -398,18 +398,21 @@ _POST_ACCOUNT = update(_acct).where(_acct.c.user_id == _P_USER).values({
     _acct.c.updated_at: _P_NOW})
 _ADMIT_READ = select(_acct.c.allowance_month, _FREE_ALLOWANCE.label("free_allowance"),
                      _FREE_PAID.label("free_paid")).where(_acct.c.user_id == _P_USER)
-# Admits exactly the split (p_allowance, p_paid) chosen from _ADMIT_READ: an allowance-only split needs that much
-# free allowance, a split that also takes paid credits needs the allowance free to be exactly its share.
-_ADMIT_SPLIT = (
-    update(_acct)
-    .where(_acct.c.user_id == _P_USER,
-           _acct.c.allowance_month >= _P_MONTH,
-           _FREE_ALLOWANCE >= _P_ALLOWANCE,
-           or_(_P_PAID == 0, _FREE_ALLOWANCE == _P_ALLOWANCE),
-           _FREE_PAID >= _P_PAID)
-    .values({_acct.c.reserved_allowance: _acct.c.reserved_allowance + _P_ALLOWANCE,
-             _acct.c.reserved_paid: _acct.c.reserved_paid + _P_PAID,
-             _acct.c.updated_at: _P_NOW}))
+def _admit_split(allowance: Any, paid: Any) -> Any:
+    """Admit exactly the split (allowance, paid): an allowance-only split needs that much free allowance, a split
+    that also takes paid credits needs the allowance free to be exactly its share."""
+    return (update(_acct)
+            .where(_acct.c.user_id == _P_USER,
+                   _acct.c.allowance_month >= _P_MONTH,
+                   _FREE_ALLOWANCE >= allowance,
+                   or_(paid == 0, _FREE_ALLOWANCE == allowance),
+                   _FREE_PAID >= paid)
+            .values({_acct.c.reserved_allowance: _acct.c.reserved_allowance + allowance,
+                     _acct.c.reserved_paid: _acct.c.reserved_paid + paid,
+                     _acct.c.updated_at: _P_NOW}))
+
+
+_ADMIT_SPLIT = _admit_split(_P_ALLOWANCE, _P_PAID)  # the split chosen from _ADMIT_READ
 _CLAIM_MONTH = (
     update(_acct)
     .where(_acct.c.user_id == _P_USER, or_(_acct.c.allowance_month.is_(None), _acct.c.allowance_month < _P_MONTH))
@@ -465,17 +468,8 @@ def _reserve_statement_pg() -> Any:
     as post/void/expire). "admitted" is false when the guess no longer holds; the caller then settles the split
     inside the same transaction."""
     hold = _INSERT_HOLD.cte("new_hold")
-    admitted = (
-        update(_acct)
-        .where(_acct.c.user_id == _P_USER,
-               _acct.c.allowance_month >= _P_MONTH,
-               _FREE_ALLOWANCE >= hold.c.amount_allowance,
-               or_(hold.c.amount_paid == 0, _FREE_ALLOWANCE == hold.c.amount_allowance),
-               _FREE_PAID >= hold.c.amount_paid)
-        .values({_acct.c.reserved_allowance: _acct.c.reserved_allowance + hold.c.amount_allowance,
-                 _acct.c.reserved_paid: _acct.c.reserved_paid + hold.c.amount_paid,
-                 _acct.c.updated_at: _P_NOW})
-        .returning(_acct.c.user_id).cte("admitted"))
+    admitted = (_admit_split(hold.c.amount_allowance, hold.c.amount_paid)
+                .returning(_acct.c.user_id).cte("admitted"))
     return select(hold.c.id, hold.c.amount_allowance, hold.c.amount_paid,
                   exists(select(admitted.c.user_id)).label("admitted"))
 
@@ -541,12 +535,12 @@ class LedgerService:
         params = {"p_user": user_id, "p_amount": amount, "p_key": key, "p_hash": digest, "p_ref": reference,
                   "p_now": now, "p_expires": expires_at, "p_month": month_of(now)}
         try:
-            fast = None
-            if not self.db.is_sqlite:
-                fast = self.db.run_raw(lambda conn: conn.execute(_FAST_RESERVE_PG, params).first(),
-                                       one_statement=True)
-            hold_id, split = (fast.id, (fast.amount_allowance, fast.amount_paid)) if fast is not None else \
-                self.db.run_raw(lambda conn: self._reserve_in(conn, params))
+            fast = None if self.db.is_sqlite else self.db.run_raw(
+                lambda conn: conn.execute(_FAST_RESERVE_PG, params).first(), one_statement=True)
+            if fast is not None:
+                hold_id, split = fast.id, (fast.amount_allowance, fast.amount_paid)
+            else:
+                hold_id, split = self.db.run_raw(lambda conn: self._reserve_in(conn, params))
         except IntegrityError:
             # The key is taken (a retry, a double click, or a twin that committed first); nothing was written.
             # The hold under that key is the answer -- even when the credits it spent leave too little now.

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from studio_core.db import DatabaseUnavailable
+from studio_core.db import DATABASE_DOWN, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ def database_guard() -> Iterator[None]:
     """Run a screen; if the database goes away meanwhile, replace the traceback with a plain message."""
     try:
         yield
-    except (OperationalError, InterfaceError, DatabaseUnavailable):
+    except (*DATABASE_DOWN, DatabaseUnavailable):
         log.warning("a page could not reach the database", exc_info=True)
         st.error(DATABASE_DOWN_MESSAGE, icon=":material/cloud_off:")
         st.button("Try again", key="database_retry", icon=":material/refresh:")

@@ -12,7 +12,7 @@ import pytest
 
 from studio_core.ui.outage import DATABASE_DOWN_MESSAGE
 from tests.app.conftest import app_on_postgresql, new_app, run, sign_up, use_replicate
-from tests.app.test_studio import _ask_and_confirm, _credits, _has_download, _wait_for
+from tests.app.test_studio import _ask_and_confirm, _credits, _has_download, _retry, _wait_for
 from tests.conftest import PG_URL
 from tests.fakes.cloudinary_server import FakeCloudinary
 from tests.fakes.replicate_server import FakeReplicate
@@ -47,10 +47,7 @@ def test_database_outage_shows_a_plain_message_and_try_again_recovers(app_env, m
             at.button(key="database_retry").click()
             run(at)
             assert at.title[0].value == "Studio" and _credits(at) == 29  # nothing lost
-            at.button(key="studio_retry").click()
-            run(at)
-            at.button(key="studio_confirm").click()
-            run(at)
+            _retry(at)
             _wait_for(at, lambda a: _has_download(a) and _credits(a) == 28)
             _books_balance(built)
 
@@ -69,10 +66,7 @@ def test_image_service_hanging_past_its_timeout(app_env, monkeypatch):
         assert _credits(at) == 30
         # The create that timed out was looked up, not sent again; Retry is a new request that goes through.
         assert len(replicate.requests_to("POST", r"/predictions$")) == 1
-        at.button(key="studio_retry").click()
-        run(at)
-        at.button(key="studio_confirm").click()
-        run(at)
+        _retry(at)
         _wait_for(at, _has_download)
         assert _credits(at) == 29
         assert len(replicate.predictions) == 1  # the hung create never became a prediction
@@ -95,10 +89,7 @@ def test_storage_failing_after_the_image_service_delivered(app_env, monkeypatch)
         _wait_for(at, lambda a: any("could not be stored" in e.value and "Not charged" in e.value
                                     for e in a.error))
         assert _credits(at) == 30 and not cloudinary.assets
-        at.button(key="studio_retry").click()
-        run(at)
-        at.button(key="studio_confirm").click()
-        run(at)
+        _retry(at)
         _wait_for(at, _has_download)
         assert _credits(at) == 29 and len(cloudinary.assets) == 1
         assert len(replicate.predictions) == 2  # the first image was made but never kept, so never charged

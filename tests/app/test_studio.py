@@ -40,6 +40,14 @@ def _ask_and_confirm(at, prompt: str, tier: str = "standard"):
     return run(at)
 
 
+def _retry(at):
+    """Press Retry on the result shown and confirm: the same recipe as a new request."""
+    at.button(key="studio_retry").click()
+    run(at)
+    at.button(key="studio_confirm").click()
+    return run(at)
+
+
 def _has_download(at) -> bool:
     return any(b.label == "Download PNG" for b in at.get("download_button"))
 
@@ -121,10 +129,7 @@ def test_retry_after_a_provider_failure_through_the_real_replicate_client(app_en
         _wait_for(at, lambda a: any("Not charged" in e.value for e in a.error))
         assert _credits(at) == 30
         replicate.outcome = "success"
-        at.button(key="studio_retry").click()
-        run(at)
-        at.button(key="studio_confirm").click()
-        run(at)
+        _retry(at)
         _wait_for(at, _has_download)
         assert _credits(at) == 29
         created = replicate.requests_to("POST", r"/predictions$")
@@ -161,10 +166,7 @@ def test_while_replicate_is_down_people_keep_working_on_the_offline_renderer(app
         # one failure: this result offers an offline preview, the page does not call it an outage yet
         assert at.button(key="studio_offline_retry").label == "Render an offline preview instead"
         assert not any("is not answering" in w.value for w in at.warning)
-        at.button(key="studio_retry").click()
-        run(at)
-        at.button(key="studio_confirm").click()
-        run(at)
+        _retry(at)
         _wait_for(at, lambda a: any("is not answering" in w.value for w in a.warning))
         assert _credits(at) == 30  # two failures, nothing charged
 
