@@ -17,7 +17,7 @@ import streamlit as st
 
 from studio_core.services.accounts import AccessDenied
 from studio_core.services.analytics import Dashboard, InvalidPeriod, Kpi, Period, Table
-from studio_core.ui.charts import figure_dict
+from studio_core.ui.charts import kept_figure
 from studio_core.ui.session import get_studio, require_admin
 from studio_core.ui.widgets import empty_state, error_state
 
@@ -65,7 +65,8 @@ except InvalidPeriod as exc:
 
 try:
     with st.spinner("Adding up the numbers…"):
-        board: Dashboard = studio.analytics.dashboard(admin, period)
+        board: Dashboard = studio.analytics.dashboard(admin, period,
+                                                      fresh=st.session_state.pop("analytics_fresh", False))
 except AccessDenied as exc:
     st.error(str(exc), icon=":material/lock:")
     st.stop()
@@ -75,6 +76,11 @@ except Exception as exc:  # noqa: BLE001 - any database trouble: say so, keep th
     st.stop()
 
 GRAIN = GRANULARITY_LABELS[granularity].lower()
+with st.container(horizontal=True, vertical_alignment="center"):
+    st.caption(f"Figures as of {board.as_of:%H:%M:%S} UTC; added up again at most every "
+               f"{studio.settings.analytics_cache_s} s.")
+    st.button("Refresh", key="analytics_refresh", icon=":material/refresh:", type="tertiary",
+              on_click=st.session_state.__setitem__, args=("analytics_fresh", True))
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -135,21 +141,21 @@ def chart(key: str, title: str, table: Table, draw: Callable[[pd.DataFrame], go.
             st.markdown(f"**{title}**")
             st.caption(empty)
             return
-        df = pd.DataFrame(table.records())
 
         def drawn() -> go.Figure:
-            fig = draw(df)
+            fig = draw(pd.DataFrame(table.records()))
             if over_time:
                 _over_the_period(fig)
             return fig.update_layout(title={"text": title, "x": 0, "xanchor": "left"}, height=CHART_HEIGHT,
                                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend_title_text="",
                                      xaxis_title=x_label, yaxis_title=y_label)
 
-        fig = figure_dict((key, title, x_label, y_label, table, depends, over_time and period), drawn)
+        fig = kept_figure((key, title, x_label, y_label, table, depends, over_time and period), drawn)
         st.plotly_chart(fig, key=f"chart_{key}", config={"displaylogo": False}, alt=f"Chart: {title}")
         if caption:
             st.caption(caption)
-        st.download_button("Download CSV", _csv(df), file_name=f"{key}-{period.start}-{period.end}.csv",
+        # The CSV is made on the click (a callable), not on every run for every chart.
+        st.download_button("Download CSV", lambda: _csv(pd.DataFrame(table.records())), file_name=f"{key}-{period.start}-{period.end}.csv",
                            mime="text/csv", key=f"csv_{key}", icon=":material/download:", on_click="ignore")
 
 

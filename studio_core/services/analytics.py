@@ -31,7 +31,7 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -274,6 +274,7 @@ class Dashboard:
     community: Table  # bucket, posts, likes, reports
     moderation: Table  # bucket, resolved, p50_hours, p95_hours
     moderation_overall: Table  # reports, resolved, open, p50_hours, p95_hours
+    as_of: datetime | None = None  # when these figures were added up
 
     @property
     def has_activity(self) -> bool:
@@ -638,22 +639,24 @@ def _q_templates(p: Period, dialect: str):
     # one number that _published_source unpacks: 2 x template id (0 for none) + 1 if enhanced.
     post_source = _image_of(_post.c.image_id, func.coalesce(_gen.c.template_id, _ZERO) * 2
                             + case((_gen.c.enhanced_prompt.is_not(None), 1), else_=0))
-    pubs = (select(_const("publishes").label("measure"), post_source.label("template_id"), func.count().label("n"))
-            .where(_this_period(_post.c.created_at, p)).group_by("template_id"))
+    # (labelled "source", not "template_id": GROUP BY a name that is also one of the posts' columns groups by
+    # the column on PostgreSQL)
+    pubs = (select(_const("publishes").label("measure"), post_source.label("source"), func.count().label("n"))
+            .where(_this_period(_post.c.created_at, p)).group_by("source"))
     # likes and remixes counted per post / source image first: one look-up per post, not per like
     liked = (select(_like.c.post_id, func.count().label("n")).where(_this_period(_like.c.created_at, p))
              .group_by(_like.c.post_id).subquery("liked"))
     liked_post_template = (select(_gen.c.template_id).select_from(_post.join(_gen, _gen.c.id == _post.c.image_id))
                            .where(_post.c.id == liked.c.post_id).scalar_subquery())
-    likes = (select(_const("likes"), liked_post_template.label("template_id"), cast(func.sum(liked.c.n), Integer))
-             .group_by("template_id"))
+    likes = (select(_const("likes"), liked_post_template.label("source"), cast(func.sum(liked.c.n), Integer))
+             .group_by("source"))
     # a remix counts once its image exists (CommunityService completes the row then)
     remixed = (select(_reuse.c.source_image_id, func.count().label("n"))
                .where(_this_period(_reuse.c.created_at, p), _reuse.c.new_image_id.is_not(None))
                .group_by(_reuse.c.source_image_id).subquery("remixed"))
     remixes = (select(_const("remixes"), _image_of(remixed.c.source_image_id, _gen.c.template_id)
-                      .label("template_id"), cast(func.sum(remixed.c.n), Integer))
-               .group_by("template_id"))
+                      .label("source"), cast(func.sum(remixed.c.n), Integer))
+               .group_by("source"))
     return union_all(pubs, likes, remixes)
 
 
@@ -730,6 +733,9 @@ def _rate(part: float, whole: float) -> float | None:
 
 
 # == the service =============================================================================================
+KEPT_DASHBOARDS = 8  # periods (range and granularity) whose figures are kept, newest first
+
+
 class AnalyticsService:
     def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
@@ -739,6 +745,9 @@ class AnalyticsService:
         # Only a shortcut -- the database check below is what keeps markers unique across processes.
         self._marked: OrderedDict[tuple[int, str, date], None] = OrderedDict()
         self._marked_lock = threading.Lock()
+        # Dashboards added up lately, by period (see dashboard()); the newest few periods only.
+        self._boards: OrderedDict[Period, Dashboard] = OrderedDict()
+        self._boards_lock = threading.Lock()
 
     # -- events ------------------------------------------------------------------------------------------
     def track(self, name: str, user_id: int | None, properties: Mapping[str, Any] | None = None,
@@ -838,12 +847,29 @@ class AnalyticsService:
         with self._reading() as s:
             return _run(s, DASHBOARD_QUERIES[name](period, self.db.dialect))
 
-    def dashboard(self, actor: UserView, period: Period) -> Dashboard:
-        """Every figure of the analytics page for ``period`` (and the previous period, for the KPIs)."""
+    def dashboard(self, actor: UserView, period: Period, *, fresh: bool = False) -> Dashboard:
+        """Every figure of the analytics page for ``period`` (and the previous period, for the KPIs).
+
+        Added up at most every ``analytics_cache_s`` seconds per period and shared by every admin of this process
+        (``as_of`` says when; ``fresh`` adds up again now): on a year of events that takes a noticeable moment,
+        and every click on the page would otherwise pay it again for the same figures."""
         self._require_admin(actor)
+        now = self.clock()
+        keep_for = timedelta(seconds=self.settings.analytics_cache_s)
+        with self._boards_lock:
+            kept = self._boards.get(period)
+        if kept is not None and not fresh and timedelta(0) <= now - kept.as_of < keep_for:
+            return kept
         with self._reading() as s:
             raw = {name: _run(s, build(period, self.db.dialect)) for name, build in DASHBOARD_QUERIES.items()}
-        return _assemble(period, raw, self._currency())
+        board = replace(_assemble(period, raw, self._currency()), as_of=now)
+        if keep_for:
+            with self._boards_lock:
+                self._boards[period] = board
+                self._boards.move_to_end(period)
+                while len(self._boards) > KEPT_DASHBOARDS:
+                    self._boards.popitem(last=False)
+        return board
 
     def _currency(self) -> str:
         packs = self.settings.credit_packs

@@ -1,8 +1,13 @@
 """Drawn charts, kept: building a Plotly Express figure costs tens of milliseconds (it validates every property
 as it goes), and the analytics page draws a dozen on every run, usually from exactly the data of the run
-before. A figure is kept as a plain dict under a key that holds everything it is drawn from (the chart, its
-labels and its data), so it is drawn again only when any of that changes -- never stale -- and shared by every
-session. Bounded, least recently used first out.
+before. A figure is kept under a key that holds everything it is drawn from (the chart, its labels and its
+data), so it is drawn again only when any of that changes -- never stale -- and shared by every session.
+Bounded, least recently used first out.
+
+What is kept is the figure's dict inside a ``KeptFigure``. ``st.plotly_chart`` turns a plain dict back into a
+``go.Figure`` on every call to validate it (``plotly.tools.return_figure_from_figure_or_data``: about as slow
+as drawing it), but takes a Figure as validated already and sends its ``to_dict()``; a KeptFigure answers that
+with the dict it was drawn into, so showing a kept chart costs only its JSON.
 """
 
 from __future__ import annotations
@@ -12,21 +17,35 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import plotly.graph_objects as go
+
 MAX_FIGURES = 64  # a dashboard has a dozen charts; a few periods and granularities stay warm
 
-_figures: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
+
+class KeptFigure(go.Figure):
+    """A drawn, validated figure frozen as its dict. Read it; never change it (it is shared)."""
+
+    def __init__(self, drawn: dict[str, Any]) -> None:
+        super().__init__()
+        self._kept = drawn
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._kept
+
+
+_figures: OrderedDict[Hashable, KeptFigure] = OrderedDict()
 _lock = threading.Lock()
 
 
-def figure_dict(key: Hashable, draw: Callable[[], Any]) -> dict[str, Any]:
-    """The figure ``draw()`` makes, as a dict (what ``st.plotly_chart`` sends), drawn once per ``key``.
-    ``key`` must determine the figure completely. Callers must not change the dict they get."""
+def kept_figure(key: Hashable, draw: Callable[[], go.Figure]) -> KeptFigure:
+    """The figure ``draw()`` makes, drawn once per ``key`` and kept. ``key`` must determine the figure
+    completely."""
     with _lock:
         kept = _figures.get(key)
         if kept is not None:
             _figures.move_to_end(key)
             return kept
-    drawn = draw().to_dict()  # outside the lock: two sessions drawing the same chart at once is harmless
+    drawn = KeptFigure(draw().to_dict())  # outside the lock: two sessions drawing the same chart is harmless
     with _lock:
         _figures[key] = drawn
         _figures.move_to_end(key)

@@ -22,7 +22,7 @@ from studio_core.models import LEDGER_KINDS
 from studio_core.services.ledger import Balance, DailySpend, EntryView, LedgerService
 from studio_core.services.referrals import ReferralSummary
 from studio_core.services.wallet import PackView, Receipt
-from studio_core.ui.charts import figure_dict
+from studio_core.ui.charts import kept_figure
 from studio_core.ui.widgets import empty_state
 
 WALLET_PAGE = "app_pages/wallet.py"
@@ -114,7 +114,7 @@ def spend_chart(days: list[DailySpend], month_label: str) -> None:
                                 dtick=whole_step(max(d.spent for d in days)))
 
     # drawn again only when the month's figures change (a figure costs milliseconds to build)
-    fig = figure_dict(("wallet_spend", title, tuple((d.day, d.spent) for d in days)), draw)
+    fig = kept_figure(("wallet_spend", title, tuple((d.day, d.spent) for d in days)), draw)
     with st.container(border=True):
         st.plotly_chart(fig, key="wallet_spend_chart", config={"displaylogo": False}, alt=f"Chart: {title}")
 

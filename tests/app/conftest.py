@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from studio_core.db import Database
@@ -113,3 +114,17 @@ def use_replicate(monkeypatch, replicate, **settings) -> None:
     monkeypatch.setenv("STUDIO_REPLICATE_BASE_URL", replicate.url)
     for name, value in settings.items():
         monkeypatch.setenv(f"STUDIO_{name.upper()}", str(value))
+
+
+@pytest.fixture
+def deferred_downloads(monkeypatch) -> Iterator[list[Callable[[], object]]]:
+    """The data callables the page hands to deferred st.download_button (what a click would download)."""
+    seen: list[Callable[[], object]] = []
+    original = MediaFileManager.add_deferred
+
+    def spy(self, data_callable, *args, **kwargs):
+        seen.append(data_callable)
+        return original(self, data_callable, *args, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    yield seen

@@ -3,6 +3,8 @@ events the existing screens record."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from datetime import timedelta
 
@@ -44,7 +46,7 @@ def _metric(at, label_start: str):
     return next(m for m in at.main.metric if m.label.startswith(label_start))
 
 
-def test_admin_sees_kpis_charts_and_downloads_over_a_seeded_history(app_env):
+def test_admin_sees_kpis_charts_and_downloads_over_a_seeded_history(app_env, deferred_downloads):
     at = run(new_app())
     sign_up(at, "ada@example.com", "Ada")
     from studio_core.bootstrap import build_studio
@@ -69,7 +71,14 @@ def test_admin_sees_kpis_charts_and_downloads_over_a_seeded_history(app_env):
     charts = at.get("plotly_chart")
     assert {b.label for b in at.get("download_button")} == {"Download CSV"}
     assert len(at.get("download_button")) == len(charts) >= 8  # every chart has its data as CSV
+    # made on the click, not on every run: exactly the rows of the chart's table
+    generations = next(f() for f in deferred_downloads if f().startswith("bucket,tier,status,generations"))
+    rows = list(csv.DictReader(io.StringIO(generations)))
+    assert sum(int(r["generations"]) for r in rows) == sum(g[-1] for g in expected.generations.rows) > 0
     assert "No activity in this range" not in texts(at)
+    assert "Figures as of " in texts(at)  # kept for a minute, and said so
+    at.button(key="analytics_refresh").click()
+    assert not run(at).exception and "Figures as of " in texts(at)
 
     at.selectbox(key="analytics_preset").select("Last 12 months")
     run(at)

@@ -68,13 +68,35 @@ def test_a_chart_is_drawn_once_per_data_and_again_when_its_data_changes(monkeypa
         drawn.append(values)
         return go.Figure(go.Bar(x=["a", "b"], y=list(values)))
 
-    first = charts.figure_dict(("gens", (1, 2)), lambda: draw((1, 2)))
-    assert charts.figure_dict(("gens", (1, 2)), lambda: draw((1, 2))) is first
-    assert list(first["data"][0]["y"]) == [1, 2]
-    changed = charts.figure_dict(("gens", (1, 3)), lambda: draw((1, 3)))
-    assert list(changed["data"][0]["y"]) == [1, 3] and drawn == [(1, 2), (1, 3)]
+    first = charts.kept_figure(("gens", (1, 2)), lambda: draw((1, 2)))
+    assert charts.kept_figure(("gens", (1, 2)), lambda: draw((1, 2))) is first
+    assert list(first.to_dict()["data"][0]["y"]) == [1, 2]
+    changed = charts.kept_figure(("gens", (1, 3)), lambda: draw((1, 3)))
+    assert list(changed.to_dict()["data"][0]["y"]) == [1, 3] and drawn == [(1, 2), (1, 3)]
 
     monkeypatch.setattr(charts, "MAX_FIGURES", 2)
-    charts.figure_dict(("other", ()), lambda: draw(()))
+    charts.kept_figure(("other", ()), lambda: draw(()))
     assert ("gens", (1, 2)) not in charts._figures  # the least recently used went first
     assert len(charts._figures) == 2
+
+
+def test_a_kept_chart_is_sent_as_it_was_drawn_without_being_validated_again(monkeypatch):
+    """What st.plotly_chart does with a figure: a Figure counts as validated (its to_dict() is sent), where a
+    dict would be rebuilt into a Figure, every property validated again, on every run."""
+    import plotly.io
+    import plotly.tools
+
+    charts.clear()
+    original = go.Figure(go.Bar(x=["a", "b"], y=[3, 4])).update_layout(title={"text": "Uses"})
+    kept = charts.kept_figure(("uses", (3, 4)), lambda: original)
+    built = []
+    real_init = go.Figure.__init__
+
+    def counted_init(self, *args, **kwargs):
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(go.Figure, "__init__", counted_init)
+    sent = plotly.tools.return_figure_from_figure_or_data(kept, validate_figure=True)
+    assert sent is kept.to_dict() and not built
+    assert plotly.io.to_json(sent, validate=False) == plotly.io.to_json(original.to_dict(), validate=False)

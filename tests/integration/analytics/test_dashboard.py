@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from studio_core.services.accounts import AccessDenied
-from studio_core.services.analytics import DASHBOARD_QUERIES, InvalidPeriod, Period
+from studio_core.services.analytics import DASHBOARD_QUERIES, AnalyticsService, InvalidPeriod, Period
 from tests.integration.analytics.conftest import END, START, at
 
 D = date.fromisoformat
@@ -174,6 +174,28 @@ def test_the_dashboard_is_for_admins_only(world):
         world.analytics.dashboard(world.creator, Period(START, END))
     with pytest.raises(AccessDenied):
         world.analytics.run_query(world.creator, "active_users", Period(START, END))
+
+
+def test_figures_are_kept_for_a_while_per_period_and_added_up_again_on_refresh(world, settings):
+    analytics = AnalyticsService(world.db, settings.model_copy(update={"analytics_cache_s": 60}),
+                                 clock=world.clock)
+    week, by_day = Period(START, END, "week"), Period(START, END, "day")
+    first = analytics.dashboard(world.admin, week)
+    assert first.as_of == world.clock.now
+    generations = kpi(first, "generations").value
+    world.image("bob", at(END, 9))  # one more generation in the period
+
+    world.clock.now += timedelta(seconds=59)
+    assert analytics.dashboard(world.admin, week) is first  # within the minute: the same figures
+    assert kpi(analytics.dashboard(world.admin, by_day), "generations").value == generations + 1  # its own
+    with pytest.raises(AccessDenied):  # kept figures are still for admins only
+        analytics.dashboard(world.creator, week)
+    refreshed = analytics.dashboard(world.admin, week, fresh=True)
+    assert kpi(refreshed, "generations").value == generations + 1 and refreshed.as_of == world.clock.now
+
+    world.image("bob", at(END, 10))
+    world.clock.now += timedelta(seconds=60)  # a minute after the refresh: added up again
+    assert kpi(analytics.dashboard(world.admin, week), "generations").value == generations + 2
 
 
 def test_every_dashboard_statement_runs_alone(world):
