@@ -8,9 +8,9 @@ from studio_core.migrate import SchemaError
 from studio_core.ui.auth import sign_in_page
 from studio_core.ui.navigation import pages_for, signed_out_pages
 from studio_core.ui.outage import database_guard
-from studio_core.ui.session import current_user, get_studio, sign_out_session
+from studio_core.ui.session import app_run, current_user, get_studio, sign_out_session
 from studio_core.ui.tracking import track_page_view
-from studio_core.ui.wallet_bar import wallet_bar
+from studio_core.ui.wallet_bar import ensure_allowance, wallet_bar
 from studio_core.ui.widgets import error_state, provider_notices, user_menu
 
 st.set_page_config(page_title="Studio", page_icon=":material/palette:", layout="wide")
@@ -24,7 +24,7 @@ except (ConfigError, DatabaseUnavailable, SchemaError) as exc:
     st.stop()
 
 # A database outage mid-session shows a plain message and a Try again button, never a traceback.
-with database_guard():
+with database_guard(), app_run(studio):
     user = current_user()
     if user is None:
         st.navigation(signed_out_pages(sign_in_page), position="hidden").run()
@@ -38,7 +38,7 @@ with database_guard():
             st.logout()
         st.rerun()
     provider_notices(studio.notices)
-    studio.ledger.ensure_monthly_allowance(user.id)  # the month's allowance arrives on first activity
+    ensure_allowance(studio.ledger, user.id)
     bar = st.sidebar.empty()
     if st.session_state.pop("welcome", False):
         st.success(f"Welcome to Studio, {user.display_name}! Your account is ready"

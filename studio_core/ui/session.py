@@ -2,13 +2,18 @@
 
 Pages call ``get_studio()`` for services and ``require_user()`` / ``require_admin()`` for the user. Only the
 user's id lives in session state; the user row is read again on every run, so a disabled account or a changed
-role takes effect on the next click.
+role takes effect on the next click. Once a run: the entry script opens ``app_run()`` around everything it
+does, and inside it the Studio and the user it found are handed to whatever asks again (the page, the page
+view tracker, the navigation), so a run reads the settings' sources and the user row once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -62,7 +67,25 @@ def get_settings() -> Settings:
     return settings
 
 
+# What the entry script found at the top of this run. Each session's script runs on its own thread, and a
+# run's callbacks are called before its app_run() opens, so they read afresh.
+_run = threading.local()
+
+
+@contextmanager
+def app_run(studio: Studio) -> Iterator[None]:
+    """One run of the entry script: get_studio() and current_user() inside it answer from this run."""
+    _run.studio, _run.user = studio, None
+    try:
+        yield
+    finally:
+        _run.studio = _run.user = None
+
+
 def get_studio() -> Studio:
+    studio = getattr(_run, "studio", None)
+    if studio is not None:
+        return studio
     settings = get_settings()
     return _build(settings.resolved_database_url, settings)
 
@@ -80,9 +103,14 @@ def current_user() -> UserView | None:
     user_id = st.session_state.get(USER_KEY)
     if user_id is None:
         return None
+    known = getattr(_run, "user", None)
+    if known is not None and known.id == user_id:
+        return known
     user = get_studio().accounts.active_user(user_id)
     if user is None:  # deleted or disabled since sign-in
         st.session_state.pop(USER_KEY, None)
+    elif getattr(_run, "studio", None) is not None:
+        _run.user = user
     return user
 
 

@@ -35,8 +35,7 @@ def error_state(message: str, *, detail: str | None = None) -> None:
 def user_menu(user: UserView) -> bool:
     """Sidebar identity block; returns True when the user clicked Sign out."""
     with st.sidebar:
-        st.text(f"{user.display_name}\n{user.email}")
-        st.caption("Admin" if user.is_admin else "Creator")
+        st.text(f"{user.display_name}\n{user.email}\n{'Admin' if user.is_admin else 'Creator'}")
         return st.button("Sign out", key="sign_out", icon=":material/logout:", width="stretch")
 
 

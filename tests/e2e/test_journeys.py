@@ -138,7 +138,7 @@ def visitor_arrives_through_the_link(j: Journey, page, link: str) -> None:
     sign_up(page, link, "grace@example.com", "Grace")
     expect_available(page, 40)  # 30 this month + the 10-credit welcome bonus of a referral
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_test_id("stMetric").filter(has_text="Paid")).to_contain_text("10")
+    expect(sidebar.get_by_text("Paid 10 · On hold 0", exact=True)).to_be_visible()
 
 
 def visitor_enhances_and_generates(j: Journey, page) -> str:
