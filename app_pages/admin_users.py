@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from studio_core.services.accounts import AccountError
+from studio_core.services.accounts import AccessDenied, AccountError
 from studio_core.ui.cards import load_page, pager
-from studio_core.ui.session import get_studio, require_admin
+from studio_core.ui.session import current_user, get_studio, require_admin
 from studio_core.ui.widgets import empty_state
 
 admin = require_admin()
@@ -12,7 +12,7 @@ studio = get_studio()
 
 st.title("Users")
 query = st.text_input("Search by email or name", key="users_query", placeholder="ada@example.com")
-# A page at a time (each row is a role menu and a button): the search finds anyone on the others.
+# A page at a time (each row is two buttons): the search finds anyone on the others.
 page = load_page("users", lambda cursor: studio.accounts.users_page(admin, query=query, cursor=cursor), query)
 users = page.items
 if not users:
@@ -20,30 +20,37 @@ if not users:
     st.stop()
 
 st.caption(f"{len(users)} user{'s' if len(users) != 1 else ''} shown, newest first")
+
+
+def act(change, *args) -> None:
+    actor = current_user()  # read again: the click comes a run later, and roles may have changed meanwhile
+    try:
+        if actor is None:
+            raise AccessDenied("Please sign in again.")
+        change(actor, *args)
+    except (AccountError, AccessDenied) as exc:
+        st.session_state.users_error = str(exc)
+
+
+if error := st.session_state.pop("users_error", None):
+    st.error(error, icon=":material/error:")
+# A row is one line of text and two buttons. (A role menu per row would cost far more: Streamlit's input
+# widgets each go through the whole session state on every run.)
 for u in users:
-    with st.container(border=True):
-        info, role_col, state_col = st.columns([3, 1, 1])
-        info.text(f"{u.display_name} — {u.email}")
-        info.caption(f"Joined {u.created_at:%d %b %Y} · {'disabled' if u.disabled else 'active'}")
+    with st.container(border=True, horizontal=True, vertical_alignment="center", gap="small"):
+        role = "Admin" if u.is_admin else "Creator"
+        st.text(f"{u.display_name} — {u.email}\n{role} · joined {u.created_at:%d %b %Y} · "
+                f"{'disabled' if u.disabled else 'active'}", width="stretch")
         if u.id == admin.id:
             # Plain text rather than dead controls: a disabled widget's faded label fails contrast, and its
             # help icon cannot be reached by keyboard.
-            role_col.caption("Role")
-            role_col.text("Admin (you)")
-            state_col.caption("You cannot change your own role or disable yourself.")
+            st.caption("You cannot change your own role or disable yourself.", width=220)
             continue
-        new_role = role_col.selectbox("Role", ["creator", "admin"], index=1 if u.is_admin else 0,
-                                      key=f"role_{u.id}")
-        if new_role != u.role:
-            studio.accounts.change_role(admin, u.id, new_role)
-            st.rerun()
-        label = "Enable" if u.disabled else "Disable"
-        if state_col.button(label, key=f"toggle_{u.id}", width="stretch"):
-            try:
-                studio.accounts.set_disabled(admin, u.id, not u.disabled)
-            except AccountError as exc:
-                st.error(str(exc))
-            else:
-                st.rerun()
+        st.button("Make creator" if u.is_admin else "Make admin", key=f"role_{u.id}",
+                  icon=":material/person:" if u.is_admin else ":material/shield_person:",
+                  on_click=act, args=(studio.accounts.change_role, u.id, "creator" if u.is_admin else "admin"))
+        st.button("Enable" if u.disabled else "Disable", key=f"toggle_{u.id}",
+                  icon=":material/check_circle:" if u.disabled else ":material/block:",
+                  on_click=act, args=(studio.accounts.set_disabled, u.id, not u.disabled))
 
 pager("users", page.next_cursor)

@@ -8,7 +8,7 @@ from tests.app.conftest import new_app, run, sign_up, texts
 
 
 def _rows(at) -> list[str]:
-    return [t.value.split(" — ")[1] for t in at.main.text if " — " in t.value]
+    return [t.value.split(" — ")[1].split("\n")[0] for t in at.main.text if " — " in t.value]
 
 
 def test_users_come_a_page_at_a_time(app_env):
@@ -21,7 +21,7 @@ def test_users_come_a_page_at_a_time(app_env):
     run(at)
     first = _rows(at)
     assert len(first) == USERS_PAGE_SIZE and f"{USERS_PAGE_SIZE} users shown, newest first" in texts(at)
-    assert len([s for s in at.selectbox if s.key.startswith("role_")]) == USERS_PAGE_SIZE  # one page's controls
+    assert len([b for b in at.button if b.key.startswith("role_")]) == USERS_PAGE_SIZE  # one page's controls
     at.button(key="users_next").click()
     run(at)
     rest = _rows(at)
@@ -31,3 +31,30 @@ def test_users_come_a_page_at_a_time(app_env):
     at.text_input(key="users_query").input("user03")
     run(at)
     assert _rows(at) == ["user03@example.com"]  # a search starts again from its first page
+
+
+def test_admin_promotes_demotes_disables_and_enables_from_the_list(app_env):
+    at = run(new_app())
+    sign_up(at, "admin@example.com", "Admin")
+    studio = c.backend()
+    grace = c.user(studio, "grace@example.com", "Grace").id
+    at.switch_page("app_pages/admin_users.py")
+    run(at)
+    row = next(t.value for t in at.main.text if "grace@example.com" in t.value)
+    assert row.startswith("Grace — grace@example.com\nCreator · joined ") and row.endswith(" · active")
+    assert at.button(key=f"role_{grace}").label == "Make admin"
+    assert not [b for b in at.button if b.key == f"role_{studio.accounts.by_email('admin@example.com').id}"]
+
+    at.button(key=f"role_{grace}").click()
+    run(at)
+    assert studio.accounts.get(grace).is_admin and at.button(key=f"role_{grace}").label == "Make creator"
+    at.button(key=f"toggle_{grace}").click()
+    run(at)
+    assert studio.accounts.get(grace).disabled and at.button(key=f"toggle_{grace}").label == "Enable"
+    assert "· disabled" in next(t.value for t in at.main.text if "grace@example.com" in t.value)
+    at.button(key=f"role_{grace}").click()
+    run(at)
+    at.button(key=f"toggle_{grace}").click()
+    run(at)
+    grace_now = studio.accounts.get(grace)
+    assert not grace_now.is_admin and not grace_now.disabled and not at.error
