@@ -6,7 +6,7 @@ import streamlit as st
 
 from studio_core.services.accounts import AccessDenied
 from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, fill_pattern
-from studio_core.ui.cards import shorten, status_badge
+from studio_core.ui.cards import counted, shorten, status_badge
 from studio_core.ui.session import get_studio, require_admin
 from studio_core.ui.widgets import empty_state, error_state, plain
 
@@ -29,11 +29,10 @@ def attempt(action, *args, done: str = "", **kwargs) -> None:
 
 
 def order_buttons(kind: str, item_id: int, move, first: bool, last: bool) -> None:
-    up, down = st.columns(2)
-    up.button("", key=f"{kind}_up_{item_id}", icon=":material/arrow_upward:", disabled=first,
-              on_click=attempt, args=(move, item_id, -1), help="Move up", width="stretch")
-    down.button("", key=f"{kind}_down_{item_id}", icon=":material/arrow_downward:", disabled=last,
-                on_click=attempt, args=(move, item_id, 1), help="Move down", width="stretch")
+    st.button("", key=f"{kind}_up_{item_id}", icon=":material/arrow_upward:", disabled=first,
+              on_click=attempt, args=(move, item_id, -1), help="Move up")
+    st.button("", key=f"{kind}_down_{item_id}", icon=":material/arrow_downward:", disabled=last,
+              on_click=attempt, args=(move, item_id, 1), help="Move down")
 
 
 def lazy_expander(label: str, key: str):
@@ -97,12 +96,10 @@ def template_editor(template, categories: list, candidates: list) -> None:
 
 
 def usage_line(usage: TemplateUsage) -> None:
-    rate = f"{usage.success_rate:.0%}" if usage.success_rate is not None else "n/a"
-    cols = st.columns(4)
-    cols[0].metric("Generations", usage.generations)
-    cols[1].metric("Success rate", rate)
-    cols[2].metric("Published", usage.publishes)
-    cols[3].metric("Likes", usage.likes)
+    # One line, not four metrics: every template of the catalog shows it on every run.
+    rate = f"{usage.success_rate:.0%} succeeded" if usage.success_rate is not None else "no result yet"
+    st.caption(f"Used {counted(usage.generations, 'time')} · {rate} · {counted(usage.publishes, 'post')} · "
+               f"{counted(usage.likes, 'like')}")
 
 
 def templates_tab(categories: list) -> None:
@@ -112,29 +109,31 @@ def templates_tab(categories: list) -> None:
         return
     usage = catalog.template_usage(admin)
     candidates = catalog.example_candidates(admin)
-    with st.expander("New template", icon=":material/add:"):
-        template_editor(None, categories, candidates)
+    new = st.expander("New template", icon=":material/add:", key="tpl_new_open", on_change="rerun")
+    with new:
+        if new.open:
+            template_editor(None, categories, candidates)
     names = {None: "All categories", **{c.id: c.name for c in categories}}
     shown = st.selectbox("Show", list(names), format_func=names.get, key="catalog_show_category")
+    by_category: dict[int, list] = {}
+    for t in catalog.templates(shown, include_inactive=True):  # one query, in the catalog's order
+        by_category.setdefault(t.category_id, []).append(t)
     for category in categories:
         if shown is not None and category.id != shown:
             continue
-        templates = catalog.templates(category.id, include_inactive=True)
+        templates = by_category.get(category.id, [])
         st.header(category.name + ("" if category.active else " (inactive)"))
         if not templates:
             st.caption("No templates in this category yet.")
         for i, t in enumerate(templates):
             with st.container(border=True):
-                head, order, toggle = st.columns([6, 2, 2], vertical_alignment="center")
-                with head:
-                    st.markdown(f"**{plain(t.title)}**")
+                with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                    st.markdown(f"**{plain(t.title)}**", width="stretch")
                     if not t.active:
                         status_badge("unpublished", "Inactive: hidden from the studio")
-                with order:
                     order_buttons("tpl", t.id, catalog.move_template, i == 0, i == len(templates) - 1)
-                toggle.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
-                              on_click=attempt, args=(catalog.set_template_active, t.id, not t.active),
-                              width="stretch")
+                    st.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
+                              on_click=attempt, args=(catalog.set_template_active, t.id, not t.active))
                 st.caption(plain(shorten(t.prompt_pattern, 160)))
                 usage_line(usage.get(t.id, TemplateUsage()))
                 edit = lazy_expander("Edit", f"tpl_edit_{t.id}")
@@ -164,17 +163,15 @@ def categories_tab(categories: list) -> None:
         empty_state("No categories yet", "Create the first one above.", icon=":material/category:")
     for i, c in enumerate(categories):
         with st.container(border=True):
-            head, order, toggle = st.columns([6, 2, 2], vertical_alignment="center")
-            with head:
-                st.markdown(f"**{plain(c.name)}**")
-                # a slug is [a-z0-9-] (safe as it is); the description is the admin's own text
-                st.caption(c.slug + (f" · {plain(c.description)}" if c.description else ""))
+            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                st.markdown(f"**{plain(c.name)}**", width="stretch")
                 if not c.active:
                     status_badge("unpublished", "Inactive: hidden from the studio")
-            with order:
                 order_buttons("cat", c.id, catalog.move_category, i == 0, i == len(categories) - 1)
-            toggle.button("Deactivate" if c.active else "Activate", key=f"cat_active_{c.id}", on_click=attempt,
-                          args=(catalog.set_category_active, c.id, not c.active), width="stretch")
+                st.button("Deactivate" if c.active else "Activate", key=f"cat_active_{c.id}", on_click=attempt,
+                          args=(catalog.set_category_active, c.id, not c.active))
+            # a slug is [a-z0-9-] (safe as it is); the description is the admin's own text
+            st.caption(c.slug + (f" · {plain(c.description)}" if c.description else ""))
             edit = lazy_expander("Edit", f"cat_edit_{c.id}")
             with edit:
                 if edit.open:

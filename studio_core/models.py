@@ -244,6 +244,9 @@ class CommunityPost(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     title: Mapped[str] = mapped_column(String(120))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("image_categories.id", ondelete="RESTRICT"))
+    # The image's template, copied when the post is made (an image's template never changes): the catalog
+    # counts publishes and likes per template from the posts alone, not one image look-up per post.
+    template_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="visible")
     like_count: Mapped[int] = mapped_column(default=0)
     report_count: Mapped[int] = mapped_column(default=0)

@@ -272,9 +272,9 @@ class CatalogService:
 
         Ended generations come from the daily rollup the generation service keeps as each job ends
         (``analytics_daily_generation_sources``: days x templates x statuses rows, however many images there
-        are), the few still queued or running from their index; posts are counted from the posts' side, one
-        primary-key look-up of each post's image (a pass over every image made from a template, as grouping
-        the images did, grows with all the images ever generated)."""
+        are), the few still queued or running from their index; posts are counted from the posts alone, by the
+        template each post copied from its image when it was made (looking up every post's image took several
+        times as long)."""
         G, P, R = GeneratedImage, CommunityPost, AnalyticsDailyGenerationSources
         counts: dict[int, list[int]] = {}  # template -> [generations, succeeded, failed]
         with self.db.read() as s:
@@ -289,12 +289,9 @@ class CatalogService:
                                     .where(G.status.in_(_IN_FLIGHT), G.template_id.is_not(None))
                                     .group_by(G.template_id)):
                 counts.setdefault(tid, [0, 0, 0])[0] += n
-            post_template = select(G.template_id).where(G.id == P.image_id).scalar_subquery()
-            shared = select(post_template.label("template_id"), P.like_count).where(P.status != "unpublished") \
-                .subquery()
             posts = {r[0]: (r[1], r[2]) for r in s.execute(
-                select(shared.c.template_id, func.count(), func.coalesce(func.sum(shared.c.like_count), 0))
-                .where(shared.c.template_id.is_not(None)).group_by(shared.c.template_id))}
+                select(P.template_id, func.count(), func.coalesce(func.sum(P.like_count), 0))
+                .where(P.status != "unpublished", P.template_id.is_not(None)).group_by(P.template_id))}
         return {tid: TemplateUsage(generations=n, succeeded=ok, failed=bad, publishes=posts.get(tid, (0, 0))[0],
                                    likes=int(posts.get(tid, (0, 0))[1]))
                 for tid, (n, ok, bad) in counts.items()}

@@ -57,7 +57,7 @@ REASON_LABELS = {"spam": "Spam", "nsfw": "Sexual or graphic content", "hateful":
                  "copyright": "Copyright infringement", "other": "Something else"}
 STATUS_LABELS = {"visible": "Published", "hidden": "Hidden pending review", "removed": "Removed by moderators",
                  "unpublished": "Unpublished"}
-PAGE_SIZE = 20
+PAGE_SIZE = 16  # four full rows of the grid
 MAX_PAGE_SIZE = 100
 TITLE_MAX = 120
 DETAILS_MAX = 1000
@@ -191,7 +191,8 @@ class CommunityService:
         if len(title) > TITLE_MAX:
             raise CommunityError(f"Titles are at most {TITLE_MAX} characters.")
         with self.db.write() as s:
-            image = s.execute(select(G.owner_id, G.status, G.deleted_at).where(G.id == image_id)).first()
+            image = s.execute(select(G.owner_id, G.status, G.deleted_at, G.template_id)
+                              .where(G.id == image_id)).first()
             if image is None or image.owner_id != user_id or image.deleted_at is not None:
                 raise PostNotFound("That image does not exist or is not yours.")
             if image.status != "succeeded":
@@ -202,7 +203,7 @@ class CommunityService:
             post = s.scalar(select(P).where(P.image_id == image_id))
             if post is None:
                 post = P(image_id=image_id, author_id=user_id, title=title, category_id=category_id,
-                         status="visible", created_at=self.clock())
+                         template_id=image.template_id, status="visible", created_at=self.clock())
                 s.add(post)
             elif post.status in ("hidden", "removed"):
                 raise CommunityError(f"This post is {post.status} by moderation and cannot be changed.")

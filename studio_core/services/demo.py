@@ -796,10 +796,10 @@ def _write(w: _BulkWriter, h: _History, password_hash: str) -> dict[str, int]:
           r.v["signup"].id if r.v["signup"] else None, r.v["referrer_entry"].id if r.v["referrer_entry"] else None,
           ts(r.t), ts(r.v["rewarded"])) for r in sorted(h.referrals, key=lambda r: r.t)))
     n["community_posts"] = w.write(
-        "community_posts", ("id", "image_id", "author_id", "title", "category_id", "status", "like_count",
-                            "report_count", "remix_count", "created_at"),
-        ((r.id, r.v["image"].id, r.v["author_id"], r.v["title"], r.v["category_id"], r.v["status"], r.v["likes"],
-          r.v["reports"], r.v["remixes"], ts(r.t)) for r in h.posts))
+        "community_posts", ("id", "image_id", "author_id", "title", "category_id", "template_id", "status",
+                            "like_count", "report_count", "remix_count", "created_at"),
+        ((r.id, r.v["image"].id, r.v["author_id"], r.v["title"], r.v["category_id"], r.v["image"].v["template_id"],
+          r.v["status"], r.v["likes"], r.v["reports"], r.v["remixes"], ts(r.t)) for r in h.posts))
     n["post_likes"] = w.write("post_likes", ("post_id", "user_id", "created_at"),
                               ((r.v["post"].id, r.v["user_id"], ts(r.t)) for r in sorted(h.likes, key=lambda r: r.t)))
     n["post_reports"] = w.write(

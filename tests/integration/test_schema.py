@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from studio_core.db import Database
 from studio_core.migrate import SchemaError, alembic_config, current_revision, head_revision, upgrade_to_head
@@ -20,6 +21,8 @@ from studio_core.models import (
     CreditHold,
     CreditLedgerEntry,
     GeneratedImage,
+    ImageCategory,
+    ImageTemplate,
     PostLike,
     PostReport,
     User,
@@ -206,3 +209,30 @@ def test_database_from_a_newer_studio_is_refused_clearly(empty_database):
         conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed9999'"))
     with pytest.raises(SchemaError, match="f00dfeed9999.*newer Studio"):
         upgrade_to_head(empty_database)
+
+
+def test_migration_0005_gives_existing_posts_their_images_template(empty_database):
+    cfg = alembic_config(empty_database)
+    with empty_database.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        s = Session(bind=conn)  # the tables 0005 leaves alone, through the models
+        owner = _user(s, 1)
+        category = ImageCategory(name="C", slug="c")
+        s.add(category)
+        s.flush()
+        template = ImageTemplate(category_id=category.id, title="T", prompt_pattern="{subject}")
+        s.add(template)
+        s.flush()
+        with_template, without = _image(s, owner, "k1"), _image(s, owner, "k2")
+        with_template.template_id = template.id
+        s.flush()
+        for image in (with_template, without):  # a post as 0004 had them: no template column yet
+            conn.execute(text("INSERT INTO community_posts (image_id, author_id, title, status, like_count, "
+                              "report_count, remix_count, created_at) VALUES (:image, :author, 't', 'visible', 0, "
+                              "0, 0, CURRENT_TIMESTAMP)"), {"image": image.id, "author": owner.id})
+        expected = [(with_template.id, template.id), (without.id, None)]
+        s.close()
+    upgrade_to_head(empty_database)
+    with empty_database.read() as s:
+        assert s.execute(text("SELECT image_id, template_id FROM community_posts ORDER BY image_id")).all() == expected
