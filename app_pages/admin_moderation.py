@@ -15,9 +15,9 @@ admin = require_admin()
 studio = get_studio()
 ss = st.session_state
 # The worst posts first, a few at a time: each decision takes the post out of the queue and the next one moves
-# up. (Every item is a note field and four buttons; drawing a queue of a hundred on every click would make
-# each click slow.)
-QUEUE_SHOWN = 10
+# up. (Every item is a note field and four buttons; drawing a queue of a hundred, or even ten, on every click
+# would make each click slow.)
+QUEUE_SHOWN = 5
 ICONS = {"hide": ":material/visibility_off:", "restore": ":material/visibility:", "remove": ":material/delete:",
          "dismiss": ":material/done_all:"}
 
@@ -46,22 +46,23 @@ def queue_item(item) -> None:
             st.caption(f"{len(item.reports)} open report{'s' if len(item.reports) != 1 else ''}: " + ", ".join(
                 f"{REASON_LABELS[r]} ×{n}" for r, n in item.reason_counts.items()))
             with st.expander("Reports and prompt", expanded=len(item.reports) <= 3):
-                for report in item.reports:
-                    st.text(f"{report.created_at:%d %b %H:%M} · {report.reporter_name} · "
-                            f"{REASON_LABELS[report.reason]}" + (f"\n{report.details}" if report.details else ""))
+                st.text("\n\n".join(  # one block of text, however many reports
+                    f"{report.created_at:%d %b %H:%M} · {report.reporter_name} · {REASON_LABELS[report.reason]}"
+                    + (f"\n{report.details}" if report.details else "") for report in item.reports))
                 st.caption("Prompt")
                 st.text(item.prompt)
             st.text_input("Note (kept in the history)", key=f"mod_note_{item.post_id}", max_chars=1000,
                           placeholder="Why you decided this")
             if error := ss.pop(f"mod_error_{item.post_id}", None):
                 st.error(error)
-            for col, action in zip(st.columns(len(ACTIONS)), ACTIONS, strict=True):
-                disabled = (action == "hide" and item.status == "hidden") or (
-                    action == "restore" and item.status in ("visible", "unpublished")) or (
-                    action == "remove" and item.status == "removed")
-                col.button(ACTIONS[action], key=f"mod_{action}_{item.post_id}", icon=ICONS[action],
-                           on_click=act, args=(item.post_id, action), disabled=disabled,
-                           type="primary" if action == "hide" else "secondary", width="stretch")
+            with st.container(horizontal=True, gap="small"):  # natural widths, wrapping when narrow
+                for action in ACTIONS:
+                    disabled = (action == "hide" and item.status == "hidden") or (
+                        action == "restore" and item.status in ("visible", "unpublished")) or (
+                        action == "remove" and item.status == "removed")
+                    st.button(ACTIONS[action], key=f"mod_{action}_{item.post_id}", icon=ICONS[action],
+                              on_click=act, args=(item.post_id, action), disabled=disabled,
+                              type="primary" if action == "hide" else "secondary")
 
 
 st.title("Moderation")

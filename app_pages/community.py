@@ -12,6 +12,7 @@ from studio_core.services.community import (
     PostNotFound,
 )
 from studio_core.ui.cards import (
+    card_heading,
     counted,
     grid,
     load_page,
@@ -99,8 +100,7 @@ def actions(post, where: str) -> None:
 
 def card(post) -> None:
     picture(studio.community.thumbnail_url(post), alt=f"{post.title} by {post.author_name}")
-    title_line(post.title)
-    meta_line(f"by {post.author_name}", post.category_name)
+    card_heading(post.title, f"by {post.author_name}", post.category_name)
     if post.remixed_from is not None and post.remixed_from.post_id is not None:
         remix_link(post.remixed_from)
     if not post.is_visible:

@@ -6,10 +6,10 @@ import streamlit as st
 from studio_core.services.community import CommunityError
 from studio_core.services.gallery import SORTS, STATUS_FILTERS, GalleryError, GalleryFilter, ImageNotFound
 from studio_core.ui.cards import (
+    card_heading,
     counted,
     grid,
     load_page,
-    meta_line,
     pager,
     picture,
     remix_link,
@@ -20,7 +20,7 @@ from studio_core.ui.generation import STATUS_LABEL, job_image, recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
-from studio_core.ui.widgets import empty_state, error_state, plain
+from studio_core.ui.widgets import empty_state, error_state
 
 user = require_user()
 studio = get_studio()
@@ -156,10 +156,9 @@ def card(item) -> None:
         picture(None, "", missing=STATUS_LABEL.get(job.status, job.status))
     else:
         st.error(shorten(job.error_message or "Did not finish. Not charged.", 120), icon=":material/error:")
-    st.caption(plain(shorten(job.final_prompt, 80)))
-    meta_line(f"{job.created_at:%d %b %Y %H:%M}", studio.settings.tiers[job.tier].label
-              if job.tier in studio.settings.tiers else job.tier, "not charged" if not job.charged and
-              not job.is_active else None)
+    card_heading(job.final_prompt, f"{job.created_at:%d %b %Y %H:%M}",
+                 studio.settings.tiers[job.tier].label if job.tier in studio.settings.tiers else job.tier,
+                 "not charged" if not job.charged and not job.is_active else None, bold=False)
     if item.post is not None and item.post.status != "unpublished":
         status_badge(item.post.status, item.post.status_label)
     st.button("View", key=f"gallery_open_{job.id}", on_click=open_image, args=(job.id,), width="stretch")

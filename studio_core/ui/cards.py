@@ -132,8 +132,19 @@ def title_line(title: str) -> None:
     st.markdown(f"**{plain(shorten(title, 60))}**")
 
 
+def meta_text(*parts: str | None) -> str:
+    """"12 Mar 2026 · Standard · not charged": the parts there are, each escaped for Markdown."""
+    return " · ".join(plain(p) for p in parts if p)
+
+
 def meta_line(*parts: str | None) -> None:
-    st.caption(" · ".join(plain(p) for p in parts if p))
+    st.caption(meta_text(*parts))
+
+
+def card_heading(title: str, *meta: str | None, bold: bool = True) -> None:
+    """A grid card's title (or prompt) and its meta line as one element: a grid draws dozens every run."""
+    heading = plain(shorten(title, 60 if bold else 80))
+    st.caption((f"**{heading}**" if bold else heading) + "  \n" + meta_text(*meta))
 
 
 def remix_link(origin: RemixOrigin | None) -> None:
