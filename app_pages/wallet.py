@@ -330,10 +330,13 @@ if (checkout := ss.get("wallet_checkout")) is not None:
     card_dialog(checkout)
 
 receipts = studio.wallet.receipts(user.id)
-with st.expander(f"Receipts ({len(receipts)})", icon=":material/receipt_long:"):
-    if receipts:
+# The table is drawn only while the expander is open: a closed one would still cost every run its table.
+shelf = st.expander(f"Receipts ({len(receipts)})", icon=":material/receipt_long:", key="wallet_receipts_open",
+                    on_change="rerun")
+with shelf:
+    if shelf.open and receipts:
         receipts_table(receipts, pack_names)
-    else:
+    elif shelf.open:
         st.caption("No purchases yet. Receipts for the packs you buy appear here.")
 
 # -- history -----------------------------------------------------------------------------------------------------

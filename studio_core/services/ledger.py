@@ -931,21 +931,32 @@ class LedgerService:
             raise InvalidRequest(f"Unknown entry kinds: {', '.join(sorted(unknown))}.")
         if page < 1 or not 1 <= page_size <= 500:
             raise InvalidRequest("Pages start at 1 and hold 1 to 500 entries.")
-        running = select(*_entries.c, func.sum(_entries.c.amount).over(order_by=_entries.c.id)
-                         .label("balance_after")).where(_entries.c.user_id == user_id).subquery()
-        filters = []
+        where = [_entries.c.user_id == user_id]
         if kinds is not None:
-            filters.append(running.c.kind.in_(kinds))
+            where.append(_entries.c.kind.in_(kinds))
         if start is not None:
-            filters.append(running.c.created_at >= start)
+            where.append(_entries.c.created_at >= start)
         if end is not None:
-            filters.append(running.c.created_at < end)
-        where = and_(True, *filters)
+            where.append(_entries.c.created_at < end)
+        mine = _entries.c.user_id == user_id
         with self.db.read() as s:
-            total = s.scalar(select(func.count()).select_from(running).where(where)) or 0
-            rows = s.execute(select(running).where(where).order_by(running.c.id.desc())
+            total = s.scalar(select(func.count()).select_from(_entries).where(*where)) or 0
+            rows = s.execute(select(_entries).where(*where).order_by(_entries.c.id.desc())
                              .offset((page - 1) * page_size).limit(page_size)).all()
-        return HistoryPage(items=[_entry_view(r, r.balance_after) for r in rows], total=total, page=page,
+            # The balance after each shown entry: the sum of the account's entries up to the page's oldest, then
+            # the account's every entry (shown or filtered out) from there up to the page's newest -- rather than
+            # a running sum over the whole history, twice, for every page.
+            after: dict[int, int] = {}
+            if rows:
+                low, high = rows[-1].id, rows[0].id
+                running = s.scalar(select(func.coalesce(func.sum(_entries.c.amount), 0))
+                                   .where(mine, _entries.c.id < low)) or 0
+                for entry_id, amount in s.execute(select(_entries.c.id, _entries.c.amount)
+                                                  .where(mine, _entries.c.id.between(low, high))
+                                                  .order_by(_entries.c.id)):
+                    running += amount
+                    after[entry_id] = running
+        return HistoryPage(items=[_entry_view(r, after[r.id]) for r in rows], total=total, page=page,
                            page_size=page_size)
 
     def daily_spend(self, user_id: int, month: str | None = None) -> list[DailySpend]:

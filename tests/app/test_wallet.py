@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from streamlit.runtime.media_file_manager import MediaFileManager
 
 from studio_core.models import AnalyticsEvent, CreditLedgerEntry, ModerationAction
 from studio_core.services.ledger import LedgerService, NotAllowed
@@ -87,20 +86,6 @@ def app_db(request, app_env, monkeypatch) -> Iterator[str]:
         yield "postgresql"
 
 
-@pytest.fixture
-def deferred_downloads(monkeypatch) -> Iterator[list[Callable[[], object]]]:
-    """The data callables the page hands to deferred st.download_button (what a click would download)."""
-    seen: list[Callable[[], object]] = []
-    original = MediaFileManager.add_deferred
-
-    def spy(self, data_callable, *args, **kwargs):
-        seen.append(data_callable)
-        return original(self, data_callable, *args, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
-    yield seen
-
-
 # -- a new user -------------------------------------------------------------------------------------------------
 def test_new_user_sees_the_allowance_and_nothing_else(app_env):
     at, studio = _wallet()
@@ -151,6 +136,9 @@ def test_sandbox_purchase_credits_the_pack_once_even_when_the_return_is_reloaded
     shown = texts(at)
     assert pack.price_label in shown and "P-000001" in shown  # the receipt
     assert _history(at)["What"].tolist()[0] == "Credit pack bought"
+    assert not [d for d in at.dataframe if "Receipt" in d.value.columns]  # drawn only once opened
+    at.session_state["wallet_receipts_open"] = True  # what opening it in the browser sets
+    run(at)
     receipts = next(d.value for d in at.dataframe if "Receipt" in d.value.columns)
     assert receipts[["Pack", "Credits", "Status"]].values.tolist() == [[pack.name, pack.total_credits, "Paid"]]
 

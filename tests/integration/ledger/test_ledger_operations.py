@@ -382,6 +382,39 @@ def test_history_pages_filters_and_running_balance(ledger, user, clock: Clock):
         ledger.history(user, page=0)
 
 
+def test_every_history_page_shows_the_balance_right_after_each_entry(ledger, user, database, clock: Clock):
+    """Whatever the filters and the page: an entry's balance_after is the sum of the account's entries (filtered
+    out or not, other pages or not) up to and including it."""
+    other = make_user(database)
+    ledger.ensure_monthly_allowance(other)
+    for i in range(14):
+        clock.advance(minutes=1)
+        hold = ledger.reserve(user, 1 + i % 4, f"gen:{i}")
+        if i % 5 == 4:
+            ledger.void(hold.id)
+        else:
+            ledger.post(hold.id)
+            if i % 3 == 0:
+                charge = ledger.history(user, kinds=["generation"], page_size=1).items[0]
+                ledger.refund(charge.id, f"refund:{i}", "glitch")
+        ledger.post(ledger.reserve(other, 1, f"other:{i}").id)  # another account's entries in between
+    with database.read() as s:
+        amounts = s.execute(select(CreditLedgerEntry.id, CreditLedgerEntry.amount)
+                            .where(CreditLedgerEntry.user_id == user).order_by(CreditLedgerEntry.id)).all()
+    expected, running = {}, 0
+    for entry_id, amount in amounts:
+        running += amount
+        expected[entry_id] = running
+    for kinds, start in ((None, None), (["generation"], None), (["refund", "allowance_grant"], None),
+                         (None, at_minute(5))):
+        seen = []
+        for page in range(1, 8):
+            items = ledger.history(user, kinds=kinds, start=start, page=page, page_size=3).items
+            seen += items
+            assert all(e.balance_after == expected[e.id] for e in items), (kinds, start, page)
+        assert len(seen) == ledger.history(user, kinds=kinds, start=start).total > 0
+
+
 def at_minute(minutes: int) -> datetime:
     return datetime(2025, 3, 14, 12, minutes, tzinfo=UTC)
 
