@@ -278,9 +278,11 @@ class GenerationService:
         needed = self.settings.provider_outage_failures
         since = self.clock() - timedelta(seconds=self.settings.provider_outage_window_s)
         with self.db.read() as s:
+            # status || '': SQLite would otherwise pick the (status, provider, ...) index and sort every ended
+            # job there ever was; the newest few through the created_at index are what this asks (~200x faster)
             rows = s.execute(select(GeneratedImage.status, GeneratedImage.error_code)
                              .where(GeneratedImage.created_at >= since, GeneratedImage.provider == name,
-                                    GeneratedImage.status.in_(("succeeded", "failed")))
+                                    (GeneratedImage.status + "").in_(("succeeded", "failed")))
                              .order_by(GeneratedImage.created_at.desc(), GeneratedImage.id.desc())
                              .limit(needed)).all()
         failures = 0
