@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,9 @@ class UserView:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+_USER_BY_ID = select(User.__table__).where(User.id == bindparam("p_user"))
 
 
 def _view(user: User) -> UserView:
@@ -250,9 +253,9 @@ class AccountService:
 
     # -- lookups and admin -----------------------------------------------------------------------------
     def get(self, user_id: int) -> UserView | None:
-        with self.db.read() as s:
-            user = s.get(User, user_id)
-            return _view(user) if user else None
+        with self.db.connection() as conn:  # the shell reads the signed-in user on every run
+            user = conn.execute(_USER_BY_ID, {"p_user": user_id}).first()
+        return _view(user) if user else None
 
     def active_user(self, user_id: int) -> UserView | None:
         """The user for a session, or None if the account is gone or disabled (forces sign-out)."""

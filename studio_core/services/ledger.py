@@ -376,6 +376,13 @@ _ENTRY_VALUES = ("user_id", "bucket", "amount", "kind", "idempotency_key", "hold
 # these columns whatever runs it; the id comes from the database.
 _INSERT_ENTRY = insert(_entries).values({c: bindparam(f"e_{c}", type_=_entries.c[c].type) for c in _ENTRY_VALUES})
 _INSERT_ENTRY_RETURNING_ID = _INSERT_ENTRY.returning(_entries.c.id)
+# balance(): the account, and this month's grant and spending
+_ACCOUNT = select(_acct).where(_acct.c.user_id == bindparam("p_user"))
+_MONTH_SUMS = (select(_entries.c.kind, func.sum(_entries.c.amount))
+               .where(_entries.c.user_id == bindparam("p_user"), _entries.c.created_at >= bindparam("p_start"),
+                      _entries.c.created_at < bindparam("p_end"),
+                      _entries.c.kind.in_(("allowance_grant", *SPEND_KINDS)))
+               .group_by(_entries.c.kind))
 
 
 def _entry_params(**values: Any) -> dict[str, Any]:
@@ -906,15 +913,12 @@ class LedgerService:
         now = now or self.clock()
         month = month_of(now)
         start, end = month_bounds(month)
-        with self.db.read() as s:
-            acct = s.execute(select(_acct).where(_acct.c.user_id == user_id)).first()
+        params = {"p_user": user_id, "p_start": start, "p_end": end}
+        with self.db.connection() as conn:  # the wallet bar reads it on every run of every page
+            acct = conn.execute(_ACCOUNT, params).first()
             if acct is None:
                 raise UnknownAccount(user_id)
-            sums = dict(s.execute(
-                select(_entries.c.kind, func.sum(_entries.c.amount))
-                .where(_entries.c.user_id == user_id, _entries.c.created_at >= start,
-                       _entries.c.created_at < end, _entries.c.kind.in_(("allowance_grant", *SPEND_KINDS)))
-                .group_by(_entries.c.kind)).all())
+            sums = dict(conn.execute(_MONTH_SUMS, params).all())
         used = -(sums.get("generation", 0) + sums.get("refund", 0))
         return Balance(user_id=user_id, allowance=acct.allowance_balance, paid=acct.paid_balance,
                        reserved_allowance=acct.reserved_allowance, reserved_paid=acct.reserved_paid,

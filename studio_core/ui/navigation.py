@@ -42,7 +42,22 @@ def signed_out_pages(sign_in: Callable[[], None]) -> list[st.Page]:
     return pages
 
 
+_PAGES_KEY = "navigation_pages"
+
+
 def pages_for(user: UserView) -> dict[str, list[st.Page]]:
+    """The user's sections of pages. Kept in the session while the role and the titles stay the same: building
+    the pages costs every run a few hundred microseconds, and a session runs one script at a time."""
+    moderation = _moderation_title(user) if user.is_admin else None
+    kept = st.session_state.get(_PAGES_KEY)
+    if kept is not None and kept[0] == (user.id, moderation):
+        return dict(kept[1])
+    sections = _sections(user, moderation)
+    st.session_state[_PAGES_KEY] = ((user.id, moderation), sections)
+    return dict(sections)
+
+
+def _sections(user: UserView, moderation: str | None) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {
         "Create": [_page("studio.py", "Studio", ":material/palette:", default=True),
                    _page("wallet.py", "Wallet", ":material/account_balance_wallet:"),
@@ -51,8 +66,8 @@ def pages_for(user: UserView) -> dict[str, list[st.Page]]:
                    _page("community.py", "Community", ":material/groups:"),
                    _page("account.py", "Account", ":material/person:")],
     }
-    if user.is_admin:
-        sections["Admin"] = [_page("admin_moderation.py", _moderation_title(user), ":material/gavel:"),
+    if moderation is not None:
+        sections["Admin"] = [_page("admin_moderation.py", moderation, ":material/gavel:"),
                              _page("admin_catalog.py", "Catalog", ":material/category:"),
                              _page("admin_users.py", "Users", ":material/group:"),
                              _page("admin_analytics.py", "Analytics", ":material/monitoring:")]
