@@ -188,10 +188,13 @@ if done := ss.pop("catalog_done", None):
     st.success(done, icon=":material/check:")
 try:
     all_categories = catalog.categories(include_inactive=True)
-    templates_view, categories_view = st.tabs(["Templates", "Categories"])
+    # Only the open tab is drawn (on_change="rerun"): each is dozens of buttons.
+    templates_view, categories_view = st.tabs(["Templates", "Categories"], key="catalog_tab", on_change="rerun")
     with templates_view:
-        templates_tab(all_categories)
+        if templates_view.open:
+            templates_tab(all_categories)
     with categories_view:
-        categories_tab(all_categories)
+        if categories_view.open:
+            categories_tab(all_categories)
 except AccessDenied as exc:
     error_state(str(exc))

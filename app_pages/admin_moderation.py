@@ -65,41 +65,49 @@ def queue_item(item) -> None:
                               type="primary" if action == "hide" else "secondary")
 
 
+def queue_view() -> None:
+    queue = studio.moderation.queue(admin, limit=QUEUE_SHOWN)
+    if not queue:
+        empty_state("No open reports", "Nothing is waiting for review. Reported posts appear here, the most "
+                    "reported first.", icon=":material/task_alt:")
+        return
+    waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_SHOWN else len(queue)
+    shown = (f"{waiting} post{'s' if waiting != 1 else ''} to review" if waiting == len(queue) else
+             f"{waiting} posts to review; here are the {len(queue)} most reported (decide on these and the "
+             "next ones move up)")
+    st.caption(f"{shown}, most reported first. Hide and Remove take a post out of the feed; Restore brings "
+               "it back; Dismiss keeps it as it is.")
+    for item in queue:
+        queue_item(item)
+
+
+def history_view() -> None:
+    page = load_page("mod_history", lambda cursor: studio.moderation.history(admin, cursor), "history")
+    if page.is_empty:
+        empty_state("No decisions yet", "Every moderation action, with its note, is listed here.",
+                    icon=":material/history:")
+        return
+    # A dataframe shows user text literally (no Markdown), which is what notes and titles need.
+    st.dataframe(pd.DataFrame([{
+        "When": a.created_at.strftime("%Y-%m-%d %H:%M"), "Action": a.label,
+        "Post": a.post_title or "", "Author": a.target_name or "",
+        "By": ("report by " + a.actor_name) if a.action == "auto_hide" else a.actor_name, "Note": a.note,
+    } for a in page.items]), hide_index=True, width="stretch")
+    pager("mod_history", page.next_cursor)
+
+
 st.title("Moderation")
 if done := ss.pop("mod_done", None):
     st.success(done, icon=":material/gavel:")
 try:
     open_reports = studio.moderation.open_report_count(admin)
-    queue = studio.moderation.queue(admin, limit=QUEUE_SHOWN)
-    waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_SHOWN else len(queue)
+    # Only the open tab is drawn (on_change="rerun"): a decision need not rebuild the history's table.
+    queue_tab, history_tab = st.tabs([f"Queue ({open_reports})", "History"], key="mod_tab", on_change="rerun")
+    with queue_tab:
+        if queue_tab.open:
+            queue_view()
+    with history_tab:
+        if history_tab.open:
+            history_view()
 except AccessDenied as exc:
     error_state(str(exc))
-    st.stop()
-
-queue_tab, history_tab = st.tabs([f"Queue ({open_reports})", "History"])
-with queue_tab:
-    if not queue:
-        empty_state("No open reports", "Nothing is waiting for review. Reported posts appear here, the most "
-                    "reported first.", icon=":material/task_alt:")
-    else:
-        shown = (f"{waiting} post{'s' if waiting != 1 else ''} to review" if waiting == len(queue) else
-                 f"{waiting} posts to review; here are the {len(queue)} most reported (decide on these and the "
-                 "next ones move up)")
-        st.caption(f"{shown}, most reported first. Hide and Remove take a post out of the feed; Restore brings "
-                   "it back; Dismiss keeps it as it is.")
-        for item in queue:
-            queue_item(item)
-
-with history_tab:
-    page = load_page("mod_history", lambda cursor: studio.moderation.history(admin, cursor), "history")
-    if page.is_empty:
-        empty_state("No decisions yet", "Every moderation action, with its note, is listed here.",
-                    icon=":material/history:")
-    else:
-        # A dataframe shows user text literally (no Markdown), which is what notes and titles need.
-        st.dataframe(pd.DataFrame([{
-            "When": a.created_at.strftime("%Y-%m-%d %H:%M"), "Action": a.label,
-            "Post": a.post_title or "", "Author": a.target_name or "",
-            "By": ("report by " + a.actor_name) if a.action == "auto_hide" else a.actor_name, "Note": a.note,
-        } for a in page.items]), hide_index=True, width="stretch")
-        pager("mod_history", page.next_cursor)

@@ -27,11 +27,16 @@ def test_creators_do_not_get_the_page(app_env):
 def test_create_a_category_and_a_template_with_a_live_preview(app_env):
     at = _admin_at_catalog()
     assert at.title[0].value == "Catalog" and "Studio headshot" in texts(at)
+    assert "category_new_name" not in {t.key for t in at.text_input}  # the open tab only
+    at.session_state["catalog_tab"] = "Categories"  # what clicking the tab sets
+    run(at)
     at.text_input(key="category_new_name").input("Still life")
     at.button(key="FormSubmitter:category_new-Create category").click()
     run(at)
     assert "Category created." in texts(at) and "still-life" in texts(at)
 
+    at.session_state["catalog_tab"] = "Templates"
+    run(at)
     assert "tpl_new_title" not in {t.key for t in at.text_input}  # drawn only while "New template" is open
     at.session_state["tpl_new_open"] = True  # what opening it in the browser sets
     run(at)
