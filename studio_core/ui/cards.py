@@ -17,7 +17,7 @@ from studio_core.services.community import RemixOrigin
 from studio_core.services.paging import BadCursor
 from studio_core.ui.widgets import plain
 
-GRID_COLUMNS = 4
+CARD_WIDTH = 224  # px: four cards a row in the wide layout on a laptop, more on a wide screen, one on a phone
 STATUS_COLORS = {"visible": "green", "hidden": "orange", "removed": "red", "unpublished": "gray"}
 
 
@@ -69,12 +69,12 @@ def pager(key: str, next_cursor: str | None) -> None:
 
 
 # -- cells -----------------------------------------------------------------------------------------------------
-def grid(items: list, render: Callable[[object], None], columns: int = GRID_COLUMNS) -> None:
-    """Items in rows of ``columns`` bordered cards (rows keep their cards aligned when captions differ)."""
-    for start in range(0, len(items), columns):
-        cols = st.columns(columns)
-        for col, item in zip(cols, items[start:start + columns], strict=False):
-            with col, st.container(border=True):
+def grid(items: list, render: Callable[[object], None]) -> None:
+    """Items as bordered cards of one width in one row that wraps, as many a row as the screen has room for.
+    One layout block for the whole grid: columns would add a block per row and one per column, every run."""
+    with st.container(horizontal=True, gap="medium"):
+        for item in items:
+            with st.container(border=True, width=CARD_WIDTH):
                 render(item)
 
 
