@@ -160,14 +160,16 @@ def chart(key: str, title: str, table: Table, draw: Callable[[pd.DataFrame], go.
 
 
 def two(*cards: Callable[[], None]) -> None:
-    for column, card in zip(st.columns(2), cards, strict=True):
-        with column:
+    """Two cards side by side, in one layout block (columns would add one per column)."""
+    with st.container(horizontal=True):
+        for card in cards:
             card()
 
 
 # -- headline figures -------------------------------------------------------------------------------------------
-for column, k in zip(st.columns(len(board.kpis)), board.kpis, strict=True):
-    column.metric(k.label, _number(k.value, k.unit), delta=_delta(k), help=k.help, border=True,
+with st.container(horizontal=True):
+    for k in board.kpis:
+        st.metric(k.label, _number(k.value, k.unit), delta=_delta(k), help=k.help, border=True,
                   chart_data=list(k.trend) if len(k.trend) > 1 and any(k.trend) else None, chart_type="area")
 
 if not board.has_activity:

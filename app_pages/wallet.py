@@ -310,8 +310,8 @@ if not packs:
     empty_state("No credit packs on sale", "An admin can configure packs in the settings (credit_packs).",
                 icon=":material/shopping_cart:")
 else:
-    for column, pack in zip(st.columns(len(packs)), packs.values(), strict=True):
-        with column:
+    with st.container(horizontal=True):
+        for pack in packs.values():
             pack_card(pack, on_buy=buy, disabled=bool(open_checkout))
 if (redirect := ss.get("wallet_redirect")) is not None:
     pack = packs[redirect["pack_id"]]

@@ -60,12 +60,12 @@ def pager(key: str, next_cursor: str | None) -> None:
     cursors: list = st.session_state[f"{key}_cursors"]
     if len(cursors) == 1 and next_cursor is None:
         return
-    back, where, forward = st.columns([1, 2, 1], vertical_alignment="center")
-    back.button("Previous", key=f"{key}_previous", icon=":material/chevron_left:", disabled=len(cursors) == 1,
-                on_click=cursors.pop, width="stretch")
-    where.caption(f"Page {len(cursors)}")
-    forward.button("Next", key=f"{key}_next", icon=":material/chevron_right:", disabled=next_cursor is None,
-                   on_click=cursors.append, args=(next_cursor,), width="stretch")
+    with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center"):
+        st.button("Previous", key=f"{key}_previous", icon=":material/chevron_left:", disabled=len(cursors) == 1,
+                  on_click=cursors.pop)
+        st.caption(f"Page {len(cursors)}", width="content")
+        st.button("Next", key=f"{key}_next", icon=":material/chevron_right:", disabled=next_cursor is None,
+                  on_click=cursors.append, args=(next_cursor,))
 
 
 # -- cells -----------------------------------------------------------------------------------------------------

@@ -39,10 +39,10 @@ def provider_down_notice(health: ProviderHealth, on_switch: Callable[..., None],
 
 def tier_cards(tiers: dict[str, Tier], selected: str, available: int, key: str) -> str:
     """Three cards side by side; returns the tier the user has chosen (kept in session state by the caller)."""
-    columns = st.columns(len(tiers))
     chosen = selected
-    for column, tier in zip(columns, tiers.values(), strict=True):
-        with column, st.container(border=True):
+    row = st.container(horizontal=True)  # one layout block for the row, not one per column
+    for tier in tiers.values():
+        with row, st.container(border=True):
             is_selected = tier.name == selected
             st.markdown(f"**{tier.label}**" + (" :material/check_circle:" if is_selected else ""))
             st.metric("Cost", f"{tier.credits} credit{'s' if tier.credits != 1 else ''}", label_visibility="collapsed")

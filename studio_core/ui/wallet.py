@@ -79,12 +79,12 @@ def balance_panel(balance: Balance) -> None:
             st.caption("No monthly allowance this month.")
         st.caption(f"The allowance renews on {balance.reset_date:%d %B %Y} (UTC); unused allowance does not carry "
                    "over. Paid credits never expire.")
-        left, paid, held, total = st.columns(4)
-        left.metric("Allowance left", f"{balance.allowance_available:,}")
-        paid.metric("Paid credits", f"{balance.paid_available:,}", help="Packs and bonuses. They never expire.")
-        held.metric("On hold", f"{balance.reserved:,}",
-                    help="Set aside for images being made right now: charged only if the image is delivered.")
-        total.metric("Available", f"{balance.available:,}")
+        with st.container(horizontal=True):  # one layout block, not a block per column
+            st.metric("Allowance left", f"{balance.allowance_available:,}")
+            st.metric("Paid credits", f"{balance.paid_available:,}", help="Packs and bonuses. They never expire.")
+            st.metric("On hold", f"{balance.reserved:,}",
+                      help="Set aside for images being made right now: charged only if the image is delivered.")
+            st.metric("Available", f"{balance.available:,}")
 
 
 def whole_step(top: int, ticks: int = 6) -> int:
@@ -284,7 +284,7 @@ def referral_panel(summary: ReferralSummary, settings: Settings) -> None:
         with link_col:
             st.caption("Your link")
             st.code(summary.link, language=None)
-        joined, pending, earned = st.columns(3)
-        joined.metric("Friends joined", summary.joined)
-        pending.metric("Waiting for a first image", summary.pending)
-        earned.metric("Credits earned", f"{summary.credits_earned:,}")
+        with st.container(horizontal=True):
+            st.metric("Friends joined", summary.joined)
+            st.metric("Waiting for a first image", summary.pending)
+            st.metric("Credits earned", f"{summary.credits_earned:,}")
