@@ -46,9 +46,8 @@ def tier_cards(tiers: dict[str, Tier], selected: str, available: int, key: str) 
             is_selected = tier.name == selected
             st.markdown(f"**{tier.label}**" + (" :material/check_circle:" if is_selected else ""))
             st.metric("Cost", f"{tier.credits} credit{'s' if tier.credits != 1 else ''}", label_visibility="collapsed")
-            st.caption(f"{tier.width}×{tier.height} · {tier.steps} steps"
-                       + (" · refiner" if tier.refiner else ""))
-            st.caption(tier.description)
+            st.caption(f"{tier.width}×{tier.height} · {tier.steps} steps" + (" · refiner" if tier.refiner else "")
+                       + f"  \n{tier.description}")
             affordable = tier.credits <= available
             if st.button("Selected" if is_selected else "Choose", key=f"{key}_{tier.name}",
                          type="primary" if is_selected else "secondary", width="stretch",
