@@ -142,9 +142,12 @@ def meta_line(*parts: str | None) -> None:
 
 
 def card_heading(title: str, *meta: str | None, bold: bool = True) -> None:
-    """A grid card's title (or prompt) and its meta line as one element: a grid draws dozens every run."""
-    heading = plain(shorten(title, 60 if bold else 80))
-    st.caption((f"**{heading}**" if bold else heading) + "  \n" + meta_text(*meta))
+    """A grid card's title (or, not bold, its prompt) and its meta line as one element, as a grid draws dozens
+    every run: a title in bold over a small grey meta line, a prompt as a caption over it. Both escaped."""
+    if bold:
+        st.markdown(f"**{plain(shorten(title, 60))}**  \n:small[:gray[{meta_text(*meta)}]]")
+    else:
+        st.caption(plain(shorten(title, 80)) + "  \n" + meta_text(*meta))
 
 
 def remix_link(origin: RemixOrigin | None) -> None:
