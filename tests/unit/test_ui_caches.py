@@ -100,3 +100,28 @@ def test_a_kept_chart_is_sent_as_it_was_drawn_without_being_validated_again(monk
     sent = plotly.tools.return_figure_from_figure_or_data(kept, validate_figure=True)
     assert sent is kept.to_dict() and not built
     assert plotly.io.to_json(sent, validate=False) == plotly.io.to_json(original.to_dict(), validate=False)
+
+
+def test_a_kept_chart_holds_plain_json_values_and_sends_the_same_json():
+    """Dates, numpy arrays and pandas values are converted once, when the chart is kept: plotly's JSON pass over
+    the dict on every run then finds only plain values."""
+    import datetime as dt
+
+    import numpy as np
+    import plotly.io
+
+    charts.clear()
+    days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(3)]
+    original = go.Figure(go.Bar(x=days, y=np.array([1, 2, 3])))
+    kept = charts.kept_figure(("dates", tuple(days)), lambda: original).to_dict()
+
+    def values(obj):
+        if isinstance(obj, dict):
+            return [v for item in obj.values() for v in values(item)]
+        if isinstance(obj, list):
+            return [v for item in obj for v in values(item)]
+        return [obj]
+
+    assert {type(v) for v in values(kept)} <= {str, int, float, bool, type(None)}
+    assert kept["data"][0]["x"] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert plotly.io.to_json(kept, validate=False) == plotly.io.to_json(original, validate=False)
