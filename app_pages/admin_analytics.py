@@ -155,8 +155,9 @@ def chart(key: str, title: str, table: Table, draw: Callable[[pd.DataFrame], go.
         if caption:
             st.caption(caption)
         # The CSV is made on the click (a callable), not on every run for every chart.
-        st.download_button("Download CSV", lambda: _csv(pd.DataFrame(table.records())), file_name=f"{key}-{period.start}-{period.end}.csv",
-                           mime="text/csv", key=f"csv_{key}", icon=":material/download:", on_click="ignore")
+        st.download_button("Download CSV", lambda: _csv(pd.DataFrame(table.records())),
+                           file_name=f"{key}-{period.start}-{period.end}.csv", mime="text/csv", key=f"csv_{key}",
+                           icon=":material/download:", on_click="ignore")
 
 
 def two(*cards: Callable[[], None]) -> None:

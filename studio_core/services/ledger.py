@@ -935,14 +935,14 @@ class LedgerService:
             raise InvalidRequest(f"Unknown entry kinds: {', '.join(sorted(unknown))}.")
         if page < 1 or not 1 <= page_size <= 500:
             raise InvalidRequest("Pages start at 1 and hold 1 to 500 entries.")
-        where = [_entries.c.user_id == user_id]
+        mine = _entries.c.user_id == user_id
+        where = [mine]
         if kinds is not None:
             where.append(_entries.c.kind.in_(kinds))
         if start is not None:
             where.append(_entries.c.created_at >= start)
         if end is not None:
             where.append(_entries.c.created_at < end)
-        mine = _entries.c.user_id == user_id
         with self.db.read() as s:
             total = s.scalar(select(func.count()).select_from(_entries).where(*where)) or 0
             rows = s.execute(select(_entries).where(*where).order_by(_entries.c.id.desc())

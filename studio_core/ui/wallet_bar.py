@@ -14,10 +14,10 @@ ALLOWANCE_KEY = "allowance_ensured"  # (user id, YYYY-MM) this session has seen 
 def ensure_allowance(ledger: LedgerService, user_id: int) -> None:
     """The month's allowance arrives on first activity: asked of the ledger once per session and month (the
     grant is idempotent by key, so a second session or process asking again changes nothing)."""
-    month = (user_id, month_of(ledger.clock()))
-    if st.session_state.get(ALLOWANCE_KEY) != month:
+    this_month = (user_id, month_of(ledger.clock()))
+    if st.session_state.get(ALLOWANCE_KEY) != this_month:
         ledger.ensure_monthly_allowance(user_id)
-        st.session_state[ALLOWANCE_KEY] = month
+        st.session_state[ALLOWANCE_KEY] = this_month
 
 
 def wallet_bar(balance: Balance) -> None:
