@@ -1,5 +1,6 @@
 """Community: everyone's published images. New, Top (today / this week / this month / all time) and Most
-remixed; category, search, your own posts. Like, report, remix, and each post's page with its recipe."""
+remixed; category, search, your own posts. Like on the card; each post's view has its recipe, Remix and
+Report."""
 
 import streamlit as st
 
@@ -50,10 +51,6 @@ def like(post) -> None:
         ss.community_notice = str(exc)
 
 
-def ask_to_report(post_id: int) -> None:
-    ss.community_report = post_id
-
-
 def open_post(post_id: int) -> None:
     ss.community_open = post_id
 
@@ -75,37 +72,45 @@ def remix(post_id: int) -> None:
     open_in_studio(studio, start.recipe, remixed_from_id=start.post.image_id)
 
 
-def actions(post, where: str) -> None:
-    """Like, Remix, (View,) Report: the same buttons on a card and in the post's dialog. They keep their
-    natural width and wrap onto a second line in a narrow card rather than being cut off."""
+def like_button(post, where: str) -> None:
+    st.button(f"{'Liked' if post.liked else 'Like'} · {post.like_count}", key=f"{where}_like_{post.id}",
+              on_click=like, args=(post,),
+              icon=":material/favorite:" if post.liked else ":material/favorite_border:",
+              disabled=post.is_mine or not post.is_visible, type="primary" if post.liked else "secondary",
+              help="You can't like your own post." if post.is_mine
+              else ("Click to unlike" if post.liked else "Like this post"))
+
+
+def post_actions(post) -> None:
+    """Like, Remix and Report, in the post's view: remixing and reporting are decided with the full image and
+    its recipe in front of you. They keep their natural width and wrap rather than being cut off."""
     with st.container(horizontal=True, gap="small"):
-        st.button(f"{'Liked' if post.liked else 'Like'} · {post.like_count}", key=f"{where}_like_{post.id}",
-                  on_click=like, args=(post,),
-                  icon=":material/favorite:" if post.liked else ":material/favorite_border:",
-                  disabled=post.is_mine or not post.is_visible, type="primary" if post.liked else "secondary",
-                  help="You can't like your own post." if post.is_mine
-                  else ("Click to unlike" if post.liked else "Like this post"))
-        if st.button(f"Remix · {post.remix_count}", key=f"{where}_remix_{post.id}", icon=":material/autorenew:",
+        like_button(post, "dialog")
+        if st.button(f"Remix · {post.remix_count}", key=f"dialog_remix_{post.id}", icon=":material/autorenew:",
                      disabled=not post.is_visible, help="Open this recipe in your Studio to make your own version"):
             remix(post.id)
-        if where == "card":
-            st.button("View", key=f"open_{post.id}", on_click=open_post, args=(post.id,),
-                      icon=":material/open_in_full:", help="The full image and its recipe")
-        st.button("Reported" if post.reported else "Report", key=f"{where}_report_{post.id}",
-                  icon=":material/flag:", on_click=ask_to_report, args=(post.id,),
-                  disabled=post.is_mine or post.reported or not post.is_visible,
-                  help="You reported this post." if post.reported else
-                  ("You can't report your own post." if post.is_mine else "Report it to the moderators"))
+        if st.button("Reported" if post.reported else "Report", key=f"dialog_report_{post.id}",
+                     icon=":material/flag:", disabled=post.is_mine or post.reported or not post.is_visible,
+                     help="You reported this post." if post.reported else
+                     ("You can't report your own post." if post.is_mine else "Report it to the moderators")):
+            ss.community_report = post.id
+            st.rerun(scope="app")  # a click in a dialog reruns only the dialog; the report dialog replaces it
 
 
 def card(post) -> None:
+    """A card is the picture, its title and counts, Like and View: one row of two buttons (a grid draws 16
+    cards every run, and four buttons a card wrapped onto three lines). The rest is in the post's view."""
     picture(studio.community.thumbnail_url(post), alt=f"{post.title} by {post.author_name}")
-    card_heading(post.title, f"by {post.author_name}", post.category_name)
+    card_heading(post.title, f"by {post.author_name}", post.category_name,
+                 counted(post.remix_count, "remix") if post.remix_count else None)
     if post.remixed_from is not None and post.remixed_from.post_id is not None:
         remix_link(post.remixed_from)
     if not post.is_visible:
         status_badge(post.status, post.status_label)
-    actions(post, "card")
+    with st.container(horizontal=True, gap="small"):
+        like_button(post, "card")
+        st.button("View", key=f"open_{post.id}", on_click=open_post, args=(post.id,),
+                  icon=":material/open_in_full:", help="The full image, its recipe, Remix and Report")
 
 
 @st.dialog("Post", width="large", on_dismiss=close_post)
@@ -126,7 +131,7 @@ def post_dialog(post_id: int) -> None:
         if not post.is_visible:
             status_badge(post.status, post.status_label)
         remix_link(post.remixed_from)
-        actions(post, "dialog")
+        post_actions(post)
         recipe_card(recipe)
 
 

@@ -5,6 +5,7 @@ User text (titles, prompts, names) only ever goes through ``plain()`` into capti
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import os
@@ -80,14 +81,20 @@ def grid(items: list, render: Callable[[object], None]) -> None:
 
 # Streamlit passes JPEG, PNG and GIF bytes through, but decodes anything else (the local store's WebP
 # thumbnails, for one) and encodes it as JPEG again on every call: milliseconds per picture, every run, for
-# every session. A local file in another format is converted once instead and kept here (bounded, shared by
-# every session, keyed by path, size and modification time so a replaced file is converted again).
+# every session. Even bytes it passes through are opened with PIL and hashed into the media store on every run.
+# So a local file is prepared once and kept here (bounded, shared by every session, keyed by path, size and
+# modification time so a replaced file is prepared again): a small picture (a thumbnail) becomes a data: URL,
+# which st.image hands to the browser as it is (about half the cost of bytes, and the browser needs no second
+# request); a larger one in another format is converted once.
 _PASSED_THROUGH = ("JPEG", "PNG", "GIF")
+_BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+DATA_URL_MAX_BYTES = 48 * 1024  # thumbnails are a few KB; a full image goes through Streamlit's media files
 
 
 def image_source(url: str) -> tuple[str | bytes, str]:
     """What to hand ``st.image`` for an ImageStore URL, and its ``output_format``: a remote URL as it is (the
-    browser fetches it), a local file in a format Streamlit serves as it is, or that file converted once."""
+    browser fetches it), a small local file as a data: URL, a larger one in a format Streamlit serves as it is
+    by its path, or that file converted once."""
     try:
         info = os.stat(url)
     except (OSError, ValueError):  # not a local path: an http(s) URL
@@ -98,11 +105,15 @@ def image_source(url: str) -> tuple[str | bytes, str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _local_source(path: str, _size: int, _mtime_ns: int) -> tuple[str | bytes, str]:
+def _local_source(path: str, size: int, _mtime_ns: int) -> tuple[str | bytes, str]:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
+        with open(path, "rb") as fh:
+            data = fh.read() if size <= DATA_URL_MAX_BYTES else None
+        with Image.open(io.BytesIO(data) if data is not None else path) as img:
+            if data is not None and img.format in _BROWSER_FORMATS:
+                return f"data:{_BROWSER_FORMATS[img.format]};base64,{base64.b64encode(data).decode()}", "auto"
             if img.format in _PASSED_THROUGH:
                 return path, img.format  # named, so a PNG without alpha is not turned into a JPEG either
             out = io.BytesIO()

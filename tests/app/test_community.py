@@ -39,7 +39,12 @@ def test_like_report_and_remix_someone_elses_post(app_env):
     run(at)
     assert at.button(key=f"card_like_{post_id}").label == "Like · 0"
 
-    at.button(key=f"card_report_{post_id}").click()
+    assert {b.key for b in at.button} >= {f"card_like_{post_id}", f"open_{post_id}"}
+    assert f"card_report_{post_id}" not in {b.key for b in at.button}  # Remix and Report are in the post's view
+    at.button(key=f"open_{post_id}").click()
+    run(at)
+    assert "Prompt used" in texts(at)
+    at.button(key=f"dialog_report_{post_id}").click()
     run(at)
     at.radio(key="report_reason").set_value("other")
     at.button(key="report_send").click()
@@ -48,11 +53,11 @@ def test_like_report_and_remix_someone_elses_post(app_env):
     at.text_area(key="report_details").input("This is my photo")
     at.button(key="report_send").click()
     run(at)
-    reported = at.button(key=f"card_report_{post_id}")
+    reported = at.button(key=f"dialog_report_{post_id}")  # back in the post's view
     assert reported.disabled and reported.label == "Reported"  # once per user and post
     assert c.open_reports(studio) == 1
 
-    at.button(key=f"card_remix_{post_id}").click()
+    at.button(key=f"dialog_remix_{post_id}").click()
     run(at)
     assert at.title[0].value == "Studio"
     assert at.text_area(key="studio_prompt").value == "a quiet harbour at dusk, oil painting"
@@ -71,7 +76,10 @@ def test_own_posts_cannot_be_liked_and_hidden_ones_show_their_status_to_the_auth
     hidden = c.published(studio, ada, "Hidden one")
     studio.moderation.act(ada, hidden, "hide", "testing")  # Ada is the admin here (first account)
     run(at)
-    assert at.button(key=f"card_like_{shown}").disabled and at.button(key=f"card_report_{shown}").disabled
+    assert at.button(key=f"card_like_{shown}").disabled
+    at.button(key=f"open_{shown}").click()
+    run(at)
+    assert at.button(key=f"dialog_like_{shown}").disabled and at.button(key=f"dialog_report_{shown}").disabled
     assert "Hidden one" not in texts(at)
     at.toggle(key="community_mine").set_value(True)
     run(at)
@@ -101,7 +109,7 @@ def test_a_published_remix_links_to_its_source_and_counts_on_it(app_env):
     remix = c.image(studio, bob, "harbour at dawn instead", remixed_from=source_image)
     remix_post = studio.community.publish(bob.id, remix.id, "Harbour at dawn").id
     run(at)
-    assert at.button(key=f"card_remix_{source}").label == "Remix · 1"
+    assert "by Ada · 1 remix" in texts(at)  # on the source's card (it has no category)
     # the label is Markdown-escaped (a title is user text); the link opens the source post
     links = {link.label.replace("\\", ""): link.proto for link in at.page_link}
     link = links["Remixed from “Harbour at dusk” by Ada"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import os
 
 import plotly.graph_objects as go
 import pytest
@@ -32,32 +34,57 @@ def test_settings_are_built_again_exactly_when_a_source_changes(tmp_path, monkey
     assert session.get_settings().referral_bonus == 9
 
 
-def _picture(path, fmt: str, mode: str = "RGB"):
-    img = Image.new(mode, (40, 30), (200, 30, 90, 128)[: len(mode)])  # half transparent where there is alpha
+def _picture(path, fmt: str, mode: str = "RGB", size=(40, 30)):
+    img = Image.new(mode, size, (200, 30, 90, 128)[: len(mode)])  # half transparent where there is alpha
+    if size != (40, 30):  # noise, so the file is as large as a real picture of that size
+        img = Image.frombytes(mode, size, os.urandom(size[0] * size[1] * len(mode)))
     buf = io.BytesIO()
     img.save(buf, format=fmt)
     path.write_bytes(buf.getvalue())
     return str(path)
 
 
-def test_pictures_streamlit_would_re_encode_on_every_run_are_converted_once(tmp_path):
+def _data_url(source: str) -> tuple[str, bytes]:
+    head, _, body = source.partition(",")
+    return head, base64.b64decode(body)
+
+
+def test_a_small_local_picture_is_handed_to_the_browser_as_a_data_url_made_once(tmp_path):
     cards._local_source.cache_clear()
     webp = _picture(tmp_path / "a.thumb.webp", "WEBP")
     source, fmt = cards.image_source(webp)
+    head, data = _data_url(source)
+    assert (head, fmt) == ("data:image/webp;base64", "auto")  # st.image passes a data: URL through untouched
+    assert data == (tmp_path / "a.thumb.webp").read_bytes()  # the file's own bytes, not re-encoded
+    assert cards.image_source(webp)[0] is source  # made once, then kept
+
+    _picture(tmp_path / "a.thumb.webp", "PNG", "RGBA")  # replaced by another picture: made again
+    replaced, _ = cards.image_source(webp)
+    assert replaced is not source and _data_url(replaced)[0] == "data:image/png;base64"  # the content's type
+
+
+def test_a_large_local_picture_streamlit_would_re_encode_on_every_run_is_converted_once(tmp_path):
+    cards._local_source.cache_clear()
+    webp = _picture(tmp_path / "big.webp", "WEBP", size=(400, 300))
+    assert os.path.getsize(webp) > cards.DATA_URL_MAX_BYTES
+    source, fmt = cards.image_source(webp)
     assert fmt == "JPEG" and Image.open(io.BytesIO(source)).format == "JPEG"
     assert cards.image_source(webp)[0] is source  # converted once, then kept
-    assert Image.open(io.BytesIO(source)).size == (40, 30)
+    assert Image.open(io.BytesIO(source)).size == (400, 300)
 
-    _picture(tmp_path / "a.thumb.webp", "WEBP", "RGBA")  # replaced (size changes): converted again
+    _picture(tmp_path / "big.webp", "WEBP", "RGBA", size=(400, 300))  # replaced: converted again
     replaced, fmt = cards.image_source(webp)
     assert replaced is not source and fmt == "PNG"  # transparency kept, as Streamlit itself would
 
 
-def test_pictures_streamlit_passes_through_are_named_not_converted(tmp_path):
-    png = _picture(tmp_path / "b.png", "PNG")
+def test_large_pictures_streamlit_passes_through_are_named_not_converted(tmp_path):
+    png = _picture(tmp_path / "b.png", "PNG", size=(400, 300))
     assert cards.image_source(png) == (png, "PNG")  # named: an RGB PNG is not turned into a JPEG either
     url = "https://res.cloudinary.com/demo/image/upload/v1/u1/b.png"
     assert cards.image_source(url) == (url, "auto")  # the browser fetches it
+    not_a_picture = tmp_path / "c.thumb.webp"
+    not_a_picture.write_bytes(b"<svg onload=alert(1)>")  # never becomes a data: URL: st.image reports it
+    assert cards.image_source(str(not_a_picture)) == (str(not_a_picture), "auto")
 
 
 def test_a_chart_is_drawn_once_per_data_and_again_when_its_data_changes(monkeypatch):
