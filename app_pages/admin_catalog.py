@@ -2,6 +2,9 @@
 the filled pattern), reorder, activate / deactivate; each template's usage. Deactivated items leave the studio
 and keep their history."""
 
+import functools
+from collections.abc import Callable
+
 import streamlit as st
 
 from studio_core.services.accounts import AccessDenied
@@ -42,8 +45,10 @@ def lazy_expander(label: str, key: str):
 
 
 # -- templates ---------------------------------------------------------------------------------------------------
-def template_editor(template, categories: list, candidates: list) -> None:
-    """The fields of a new (template None) or existing template, a live preview, and Save."""
+def template_editor(template, categories: list, candidates: Callable[[], list]) -> None:
+    """The fields of a new (template None) or existing template, a live preview, and Save. ``candidates()``
+    gives the example pictures to choose from (read only when an editor is open)."""
+    candidates = candidates()
     k = f"tpl_{template.id if template else 'new'}"
     category_ids = [c.id for c in categories]
     names = {c.id: c.name + ("" if c.active else " (inactive)") for c in categories}
@@ -95,11 +100,11 @@ def template_editor(template, categories: list, candidates: list) -> None:
                   args=(catalog.update_template, template.id), kwargs=dict(fields, done="Template saved."))
 
 
-def usage_line(usage: TemplateUsage) -> None:
+def usage_text(usage: TemplateUsage) -> str:
     # One line, not four metrics: every template of the catalog shows it on every run.
     rate = f"{usage.success_rate:.0%} succeeded" if usage.success_rate is not None else "no result yet"
-    st.caption(f"Used {counted(usage.generations, 'time')} · {rate} · {counted(usage.publishes, 'post')} · "
-               f"{counted(usage.likes, 'like')}")
+    return (f"Used {counted(usage.generations, 'time')} · {rate} · {counted(usage.publishes, 'post')} · "
+            f"{counted(usage.likes, 'like')}")
 
 
 def templates_tab(categories: list) -> None:
@@ -108,7 +113,7 @@ def templates_tab(categories: list) -> None:
                     icon=":material/category:")
         return
     usage = catalog.template_usage(admin)
-    candidates = catalog.example_candidates(admin)
+    candidates = functools.cache(lambda: catalog.example_candidates(admin))  # once a run, if an editor is open
     new = st.expander("New template", icon=":material/add:", key="tpl_new_open", on_change="rerun")
     with new:
         if new.open:
@@ -134,8 +139,8 @@ def templates_tab(categories: list) -> None:
                     order_buttons("tpl", t.id, catalog.move_template, i == 0, i == len(templates) - 1)
                     st.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
                               on_click=attempt, args=(catalog.set_template_active, t.id, not t.active))
-                st.caption(plain(shorten(t.prompt_pattern, 160)))
-                usage_line(usage.get(t.id, TemplateUsage()))
+                # the pattern and its usage as one element (two lines): a catalog draws every template every run
+                st.caption(plain(shorten(t.prompt_pattern, 160)) + "  \n" + usage_text(usage.get(t.id, TemplateUsage())))
                 edit = lazy_expander("Edit", f"tpl_edit_{t.id}")
                 with edit:
                     if edit.open:

@@ -7,7 +7,7 @@ import streamlit as st
 from studio_core.services.accounts import AccessDenied
 from studio_core.services.community import REASON_LABELS, CommunityError
 from studio_core.services.moderation import ACTIONS
-from studio_core.ui.cards import load_page, meta_line, pager, picture, status_badge, title_line
+from studio_core.ui.cards import card_heading, load_page, pager, picture, status_badge
 from studio_core.ui.session import get_studio, require_admin
 from studio_core.ui.widgets import empty_state, error_state
 
@@ -40,8 +40,7 @@ def queue_item(item) -> None:
             picture(studio.moderation.thumbnail_url(item), alt=f"Reported image: {item.title}",
                     missing="Image deleted by its author")
         with info_col:
-            title_line(item.title)
-            meta_line(f"by {item.author_name}", item.category_name, f"posted {item.created_at:%d %b %Y}")
+            card_heading(item.title, f"by {item.author_name}", item.category_name, f"posted {item.created_at:%d %b %Y}")
             status_badge(item.status, item.status_label)
             st.caption(f"{len(item.reports)} open report{'s' if len(item.reports) != 1 else ''}: " + ", ".join(
                 f"{REASON_LABELS[r]} ×{n}" for r, n in item.reason_counts.items()))

@@ -115,10 +115,12 @@ def test_every_admin_service_refuses_creators_and_demoted_admins(world):
     template = world.catalog.templates(category.id)[0]
     calls = _admin_calls(world, post.id, category.id, template.id)
     stale_admin = world.user("Former admin", role="admin")
-    with world.db.write() as s:  # demoted after their page loaded: the UserView still says "admin"
+    disabled_admin = world.user("Disabled admin", role="admin")
+    with world.db.write() as s:  # demoted or disabled after their page loaded: the UserView still says "admin"
         s.execute(update(User).where(User.id == stale_admin.id).values(role="creator"))
+        s.execute(update(User).where(User.id == disabled_admin.id).values(disabled=True))
     for name, call in calls.items():
-        for user in (world.ada, stale_admin):
+        for user in (world.ada, stale_admin, disabled_admin):
             with pytest.raises(AccessDenied, match="Only admins"):
                 call(user)
                 pytest.fail(f"{name} let {user.display_name} in")
