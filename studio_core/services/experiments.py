@@ -26,7 +26,7 @@ from pathlib import Path
 from dynamicprompts.generators import CombinatorialPromptGenerator
 from dynamicprompts.wildcards import WildcardManager
 from pyparsing import ParseBaseException
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from studio_core.config import Settings
 from studio_core.db import Database
@@ -275,6 +275,20 @@ class _Driver:
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+
+
+# The counts of some experiments (``ids``: the viewer's own), each walking only those experiments' rows.
+_CELL_COUNTS = (select(ExperimentCell.experiment_id.label("eid"), func.count().label("images"),
+                       func.count(GeneratedImage.id).filter(GeneratedImage.status == "succeeded").label("succeeded"),
+                       func.coalesce(func.sum(GeneratedImage.cost).filter(
+                           GeneratedImage.status == "succeeded", ExperimentCell.status == "submitted"), 0)
+                       .label("charged"))
+                .outerjoin(GeneratedImage, GeneratedImage.id == ExperimentCell.image_id)
+                .where(ExperimentCell.experiment_id.in_(bindparam("ids", expanding=True)))
+                .group_by(ExperimentCell.experiment_id))
+_VOTE_COUNTS = (select(ExperimentVote.experiment_id, func.count())
+                .where(ExperimentVote.experiment_id.in_(bindparam("ids", expanding=True)))
+                .group_by(ExperimentVote.experiment_id))
 
 
 class ExperimentService:
@@ -679,26 +693,21 @@ class ExperimentService:
         return view
 
     def list_for(self, user_id: int, limit: int = 50) -> list[ExperimentSummary]:
-        cells = (select(ExperimentCell.experiment_id.label("eid"), func.count().label("images"),
-                        func.count(GeneratedImage.id).filter(GeneratedImage.status == "succeeded")
-                        .label("succeeded"),
-                        func.coalesce(func.sum(GeneratedImage.cost).filter(
-                            GeneratedImage.status == "succeeded", ExperimentCell.status == "submitted"), 0)
-                        .label("charged"))
-                 .outerjoin(GeneratedImage, GeneratedImage.id == ExperimentCell.image_id)
-                 .group_by(ExperimentCell.experiment_id).subquery())
-        votes = (select(ExperimentVote.experiment_id.label("eid"), func.count().label("votes"))
-                 .group_by(ExperimentVote.experiment_id).subquery())
+        """The user's newest experiments with their counts. The user's own (at most ``limit``) are found
+        first and only their cells and votes are added up, so the cost stays with the user's own experiments
+        however many everyone else runs."""
         with self.db.read() as s:
-            rows = s.execute(
-                select(Experiment.id, Experiment.title, Experiment.status, Experiment.created_at,
-                       func.coalesce(cells.c.images, 0), func.coalesce(cells.c.succeeded, 0),
-                       func.coalesce(cells.c.charged, 0), func.coalesce(votes.c.votes, 0))
-                .outerjoin(cells, cells.c.eid == Experiment.id).outerjoin(votes, votes.c.eid == Experiment.id)
-                .where(Experiment.owner_id == user_id)
-                .order_by(Experiment.created_at.desc(), Experiment.id.desc()).limit(limit)).all()
-        return [ExperimentSummary(id=r[0], title=r[1], status=r[2], created_at=r[3], images=r[4], succeeded=r[5],
-                                  charged=r[6], votes=r[7]) for r in rows]
+            mine = s.execute(select(Experiment.id, Experiment.title, Experiment.status, Experiment.created_at)
+                             .where(Experiment.owner_id == user_id)
+                             .order_by(Experiment.created_at.desc(), Experiment.id.desc()).limit(limit)).all()
+            ids = [r.id for r in mine]
+            cells = {r.eid: r for r in s.execute(_CELL_COUNTS, {"ids": ids})} if ids else {}
+            votes = dict(s.execute(_VOTE_COUNTS, {"ids": ids}).all()) if ids else {}
+        return [ExperimentSummary(id=r.id, title=r.title, status=r.status, created_at=r.created_at,
+                                  images=cells[r.id].images if r.id in cells else 0,
+                                  succeeded=cells[r.id].succeeded if r.id in cells else 0,
+                                  charged=cells[r.id].charged if r.id in cells else 0, votes=votes.get(r.id, 0))
+                for r in mine]
 
     def _owned(self, user_id: int, experiment_id: int) -> ExperimentView:
         view = self.get(user_id, experiment_id)

@@ -387,6 +387,15 @@ def test_the_list_shows_each_experiment_with_what_it_cost(lab):
                                                            (ran.id, "Foxes", "finished")]
     assert (listed[1].images, listed[1].succeeded, listed[1].charged, listed[1].votes) == (2, 1, 1, 1)
     assert (listed[0].images, listed[0].charged) == (0, 0)
+    # someone else's experiment, cells and votes never count on the owner's list (nor the owner's on theirs)
+    theirs = lab.service.run(lab.mate.id, lab.service.create(lab.mate.id, spec(title="Theirs")).id)
+    lab.service.set_shared(lab.mate.id, theirs.id, True)
+    theirs = lab.finish(theirs.id)
+    lab.service.vote(lab.mate.id, theirs.id, theirs.cell(0, 0).id)
+    lab.service.vote(lab.owner.id, theirs.id, theirs.cell(0, 0).id)
+    assert lab.service.list_for(lab.owner.id) == listed
+    [their_summary] = lab.service.list_for(lab.mate.id)
+    assert (their_summary.id, their_summary.images, their_summary.votes) == (theirs.id, 2, 2)
 
 
 def test_the_background_driver_fills_the_grid_without_a_page(lab):
