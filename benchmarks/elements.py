@@ -5,7 +5,10 @@ every page of benchmarks/pages.py (see docs/decisions/0008-page-weight.md).
     python benchmarks/elements.py --n 16 --rounds 60
 
 Each script draws ``--n`` of one kind of element: captions, buttons, buttons with an icon and help (like a
-community card's), keyed select boxes (each walks the session state), and bordered containers. Beside each, in
+community card's), keyed select boxes (each walks the session state), bordered containers, and a 256 px
+WebP thumbnail three ways: by its path (Streamlit reads it, opens it with PIL, re-encodes it as JPEG and hashes
+it into its media files, every run), as JPEG bytes (opened and hashed every run), and as the data: URL that
+``studio_core.ui.cards.image_source`` keeps for a small local picture (handed to the browser as it is). Beside each, in
 the same process and interleaved round by round (order shuffled, garbage collected before each run), the
 one-line page ``st.write("x")``. Printed: the median run, its ratio to the one-line page, and the cost of one
 element over the one-line page.
@@ -15,10 +18,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 ONE_LINE = 'import streamlit as st\nst.write("x")\n'
 KINDS = {
@@ -31,8 +38,29 @@ KINDS = {
 }
 
 
-def script(body: str, n: int) -> str:
-    return f"import streamlit as st\nfor i in range({n}):\n    {body}\n"
+def script(body: str, n: int, setup: str = "") -> str:
+    return f"import streamlit as st\n{setup}for i in range({n}):\n    {body}\n"
+
+
+def picture_kinds(folder: Path) -> dict[str, tuple[str, str]]:
+    """A thumbnail like the local store's (a WebP of a rendered picture), and the ways to draw it: (setup, body)."""
+    from PIL import Image
+
+    from studio_core.adapters import images
+    from studio_core.adapters.procedural import render
+    from studio_core.ui.cards import image_source
+
+    webp = folder / "thumb.webp"
+    webp.write_bytes(images.thumbnail_webp(Image.open(io.BytesIO(render("a harbour at dusk", 7, 512, 512)))))
+    jpeg = folder / "thumb.jpg"
+    Image.open(webp).convert("RGB").save(jpeg, format="JPEG", quality=90)
+    data_url, _ = image_source(str(webp))
+    return {
+        "picture by its path (WebP)": ("", f'st.image({str(webp)!r}, width="stretch")'),
+        "picture as JPEG bytes": (f"JPEG = open({str(jpeg)!r}, 'rb').read()\n",
+                                  'st.image(JPEG, width="stretch", output_format="JPEG")'),
+        "picture as a kept data: URL": (f"URL = {data_url!r}\n", 'st.image(URL, width="stretch")'),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from streamlit.testing.v1 import AppTest
 
+    folder = Path(tempfile.mkdtemp(prefix="elements-bench-"))
     apps = {"one-line page": AppTest.from_string(ONE_LINE)}
     apps |= {f"{args.n} x {kind}": AppTest.from_string(script(body, args.n)) for kind, body in KINDS.items()}
+    apps |= {f"{args.n} x {kind}": AppTest.from_string(script(body, args.n, setup))
+             for kind, (setup, body) in picture_kinds(folder).items()}
     runs: dict[str, list[float]] = {name: [] for name in apps}
     rng = random.Random(8)
     for round_ in range(args.rounds + 3):  # three warm-up rounds
@@ -59,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
             if round_ >= 3:
                 runs[name].append(elapsed)
     base = statistics.median(runs["one-line page"])
-    print(f"{'script':<36}{'median':>10}{'x 1-line':>10}{'per element':>13}")
+    print(f"{'script':<40}{'median':>10}{'x 1-line':>10}{'per element':>13}")
     for name, times in runs.items():
         med = statistics.median(times)
         each = "" if name == "one-line page" else f"{(med - base) / args.n * 1e6:>10.0f} µs"
-        print(f"{name:<36}{med * 1000:>8.2f}ms{med / base:>9.2f}x{each:>13}")
+        print(f"{name:<40}{med * 1000:>8.2f}ms{med / base:>9.2f}x{each:>13}")
+    shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 
