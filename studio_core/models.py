@@ -154,6 +154,10 @@ class GeneratedImage(Base):
         CheckConstraint("cost >= 0", name="cost_non_negative"),
         CheckConstraint("width > 0 AND height > 0", name="size_positive"),
         Index("ix_generated_images_owner_created", "owner_id", "created_at", "id"),
+        # My Creations counts and pages a user's live images on every run (migration 0006)
+        # (deleted_at, always NULL here, is in it so the count reads the index alone)
+        Index("ix_generated_images_owner_live", "owner_id", "created_at", "id", "deleted_at",
+              sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
         Index("ix_generated_images_status_lease", "status", "lease_expires_at"),
         Index("ix_generated_images_created", "created_at"),
         # Latency percentiles per provider and tier walk this index in latency order (services/analytics.py).
