@@ -19,7 +19,7 @@ from studio_core.services.accounts import AccessDenied
 from studio_core.services.analytics import Dashboard, InvalidPeriod, Kpi, Period, Table
 from studio_core.ui.charts import kept_figure
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import empty_state, error_state
+from studio_core.ui.widgets import empty_state, error_state, table
 
 admin = require_admin()
 studio = get_studio()
@@ -332,7 +332,7 @@ def category_chart() -> None:
 
 two(template_chart, category_chart)
 if not board.templates.empty:
-    st.dataframe(pd.DataFrame(board.templates.records()), hide_index=True, key="templates_table",
+    table(board.templates.records(), board.templates.columns, hide_index=True, key="templates_table",
                  column_config={"success_rate": st.column_config.NumberColumn("success rate", format="percent")})
 
 # -- community ------------------------------------------------------------------------------------------------

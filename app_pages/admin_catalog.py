@@ -11,7 +11,7 @@ from studio_core.services.accounts import AccessDenied
 from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, fill_pattern
 from studio_core.ui.cards import counted, shorten, status_badge
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import empty_state, error_state, plain
+from studio_core.ui.widgets import empty_state, error_state, plain, table
 
 admin = require_admin()
 studio = get_studio()
@@ -36,6 +36,13 @@ def order_buttons(kind: str, item_id: int, move, first: bool, last: bool) -> Non
               on_click=attempt, args=(move, item_id, -1), help="Move up")
     st.button("", key=f"{kind}_down_{item_id}", icon=":material/arrow_downward:", disabled=last,
               on_click=attempt, args=(move, item_id, 1), help="Move down")
+
+
+def save_template(template_id: int, fields: dict) -> None:
+    attempt(catalog.update_template, template_id, **fields, done="Template saved.")
+    # Chosen again through the state: the browser shows (and sends back) the choice by its label, which a new
+    # title changes; set from here, the new label goes to the browser and the choice holds.
+    ss.catalog_pick = template_id
 
 
 def lazy_expander(label: str, key: str):
@@ -96,15 +103,53 @@ def template_editor(template, categories: list, candidates: Callable[[], list]) 
         st.button("Create template", type="primary", key=f"{k}_save", icon=":material/add:", on_click=attempt,
                   args=(catalog.create_template,), kwargs=dict(fields, done="Template created."))
     else:
-        st.button("Save changes", type="primary", key=f"{k}_save", icon=":material/save:", on_click=attempt,
-                  args=(catalog.update_template, template.id), kwargs=dict(fields, done="Template saved."))
+        st.button("Save changes", type="primary", key=f"{k}_save", icon=":material/save:", on_click=save_template,
+                  args=(template.id, fields))
 
 
 def usage_text(usage: TemplateUsage) -> str:
-    # One line, not four metrics: every template of the catalog shows it on every run.
     rate = f"{usage.success_rate:.0%} succeeded" if usage.success_rate is not None else "no result yet"
     return (f"Used {counted(usage.generations, 'time')} · {rate} · {counted(usage.publishes, 'post')} · "
             f"{counted(usage.likes, 'like')}")
+
+
+TEMPLATE_COLUMNS = ["Template", "Category", "Status", "Used", "Succeeded", "Posts", "Likes"]
+
+
+def templates_table(templates: list, names: dict, usage: dict) -> None:
+    """Every template shown, in the catalog's order, with its usage: one table (sortable by any column) rather
+    than a card of buttons per template, which cost every run of this page a dozen elements a template."""
+    rows = []
+    for t in templates:
+        used = usage.get(t.id, TemplateUsage())
+        rows.append({"Template": t.title, "Category": names.get(t.category_id, ""),
+                     "Status": "Active" if t.active else "Inactive", "Used": used.generations,
+                     "Succeeded": used.success_rate, "Posts": used.publishes, "Likes": used.likes})
+    table(rows, TEMPLATE_COLUMNS, hide_index=True, width="stretch", key="catalog_templates_table",
+          column_config={
+              "Used": st.column_config.NumberColumn(help="Generations started from the template"),
+              "Succeeded": st.column_config.NumberColumn(format="percent", help="Of its finished generations"),
+              "Posts": st.column_config.NumberColumn(help="Images made with it that are shared in the Community"),
+              "Likes": st.column_config.NumberColumn(help="The likes of those posts"),
+          })
+
+
+def template_panel(t, siblings: list, usage: TemplateUsage, categories: list, candidates) -> None:
+    """The chosen template: reorder within its category, activate / deactivate, and its editor."""
+    i = [s.id for s in siblings].index(t.id)
+    with st.container(border=True):
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            st.markdown(f"**{plain(t.title)}**", width="stretch")
+            if not t.active:
+                status_badge("unpublished", "Inactive: hidden from the studio")
+            order_buttons("tpl", t.id, catalog.move_template, i == 0, i == len(siblings) - 1)
+            st.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
+                      on_click=attempt, args=(catalog.set_template_active, t.id, not t.active))
+        st.caption(plain(shorten(t.prompt_pattern, 160)) + "  \n" + usage_text(usage))
+        edit = lazy_expander("Edit", f"tpl_edit_{t.id}")
+        with edit:
+            if edit.open:
+                template_editor(t, categories, candidates)
 
 
 def templates_tab(categories: list) -> None:
@@ -118,33 +163,22 @@ def templates_tab(categories: list) -> None:
     with new:
         if new.open:
             template_editor(None, categories, candidates)
-    names = {None: "All categories", **{c.id: c.name for c in categories}}
-    shown = st.selectbox("Show", list(names), format_func=names.get, key="catalog_show_category")
-    by_category: dict[int, list] = {}
-    for t in catalog.templates(shown, include_inactive=True):  # one query, in the catalog's order
-        by_category.setdefault(t.category_id, []).append(t)
-    for category in categories:
-        if shown is not None and category.id != shown:
-            continue
-        templates = by_category.get(category.id, [])
-        st.header(category.name + ("" if category.active else " (inactive)"))
-        if not templates:
-            st.caption("No templates in this category yet.")
-        for i, t in enumerate(templates):
-            with st.container(border=True):
-                with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                    st.markdown(f"**{plain(t.title)}**", width="stretch")
-                    if not t.active:
-                        status_badge("unpublished", "Inactive: hidden from the studio")
-                    order_buttons("tpl", t.id, catalog.move_template, i == 0, i == len(templates) - 1)
-                    st.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
-                              on_click=attempt, args=(catalog.set_template_active, t.id, not t.active))
-                # the pattern and its usage as one element (two lines): a catalog draws every template every run
-                st.caption(plain(shorten(t.prompt_pattern, 160)) + "  \n" + usage_text(usage.get(t.id, TemplateUsage())))
-                edit = lazy_expander("Edit", f"tpl_edit_{t.id}")
-                with edit:
-                    if edit.open:
-                        template_editor(t, categories, candidates)
+    names = {c.id: c.name + ("" if c.active else " (inactive)") for c in categories}
+    shown = st.selectbox("Show", [None, *names], format_func=lambda c: "All categories" if c is None else names[c],
+                         key="catalog_show_category")
+    templates = catalog.templates(shown, include_inactive=True)  # one query, in the catalog's order
+    if not templates:
+        st.caption("No templates in this category yet. Create one under New template.")
+        return
+    templates_table(templates, names, usage)
+    by_id = {t.id: t for t in templates}
+    if ss.get("catalog_pick") not in by_id:  # a template of another category, or one just gone
+        ss.pop("catalog_pick", None)
+    pick = st.selectbox("Template to change", list(by_id), key="catalog_pick",
+                        format_func=lambda tid: f"{by_id[tid].title} · {names.get(by_id[tid].category_id, '')}")
+    chosen = by_id[pick]
+    siblings = [t for t in templates if t.category_id == chosen.category_id]
+    template_panel(chosen, siblings, usage.get(chosen.id, TemplateUsage()), categories, candidates)
 
 
 # -- categories --------------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Admin · Moderation: reported posts, worst first, with the reports' reasons and reporters; Hide, Restore,
 Remove or Dismiss, each with a note; and the history of every decision."""
 
-import pandas as pd
 import streamlit as st
 
 from studio_core.services.accounts import AccessDenied
@@ -9,7 +8,7 @@ from studio_core.services.community import REASON_LABELS, CommunityError
 from studio_core.services.moderation import ACTIONS
 from studio_core.ui.cards import card_heading, load_page, pager, picture, status_badge
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import empty_state, error_state
+from studio_core.ui.widgets import empty_state, error_state, table
 
 admin = require_admin()
 studio = get_studio()
@@ -86,12 +85,12 @@ def history_view() -> None:
         empty_state("No decisions yet", "Every moderation action, with its note, is listed here.",
                     icon=":material/history:")
         return
-    # A dataframe shows user text literally (no Markdown), which is what notes and titles need.
-    st.dataframe(pd.DataFrame([{
+    # A table shows user text literally (no Markdown), which is what notes and titles need.
+    table([{
         "When": a.created_at.strftime("%Y-%m-%d %H:%M"), "Action": a.label,
         "Post": a.post_title or "", "Author": a.target_name or "",
         "By": ("report by " + a.actor_name) if a.action == "auto_hide" else a.actor_name, "Note": a.note,
-    } for a in page.items]), hide_index=True, width="stretch")
+    } for a in page.items], ["When", "Action", "Post", "Author", "By", "Note"], hide_index=True, width="stretch")
     pager("mod_history", page.next_cursor)
 
 

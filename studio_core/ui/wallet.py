@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -23,7 +22,7 @@ from studio_core.services.ledger import Balance, DailySpend, EntryView, LedgerSe
 from studio_core.services.referrals import ReferralSummary
 from studio_core.services.wallet import PackView, Receipt
 from studio_core.ui.charts import kept_figure
-from studio_core.ui.widgets import empty_state
+from studio_core.ui.widgets import empty_state, table
 
 WALLET_PAGE = "app_pages/wallet.py"
 WALLET_PATH = "wallet"  # the page's url_path (from its file name), where checkouts come back to
@@ -153,15 +152,13 @@ def history_row(entry: EntryView) -> dict[str, object]:
             "Balance after": entry.balance_after, "Note": entry.memo, "Reference": entry.reference}
 
 
-def history_frame(entries: list[EntryView]) -> pd.DataFrame:
-    return pd.DataFrame([history_row(e) for e in entries],
-                        columns=["Date (UTC)", "What", "Amount", "Bucket", "Balance after", "Note", "Reference"])
+HISTORY_COLUMNS = ["Date (UTC)", "What", "Amount", "Bucket", "Balance after", "Note", "Reference"]
 
 
 def history_table(entries: list[EntryView]) -> None:
     # A dataframe shows every cell as plain text, so an admin's memo cannot become a link or markup.
-    st.dataframe(
-        history_frame(entries), hide_index=True, key="wallet_history_table",
+    table(
+        [history_row(e) for e in entries], HISTORY_COLUMNS, hide_index=True, key="wallet_history_table",
         column_config={
             "Amount": st.column_config.NumberColumn("Amount", format="%+d", help="Credits in (+) or out (-)"),
             "Balance after": st.column_config.NumberColumn("Balance after", format="%d",
@@ -253,11 +250,11 @@ def receipt_card(receipt: Receipt, pack_name: str, *, newly_credited: bool, on_d
 
 
 def receipts_table(receipts: list[Receipt], pack_names: dict[str, str]) -> None:
-    frame = pd.DataFrame([{"Receipt": f"P-{r.purchase_id:06d}", "Date (UTC)": utc(r.completed_at or r.created_at),
-                           "Pack": pack_names.get(r.pack_id, r.pack_id), "Credits": r.credits, "Price": price(r),
-                           "Paid with": GATEWAY_LABELS.get(r.gateway, r.gateway),
-                           "Status": STATUS_LABELS.get(r.status, r.status)} for r in receipts])
-    st.dataframe(frame, hide_index=True, key="wallet_receipts_table")
+    table([{"Receipt": f"P-{r.purchase_id:06d}", "Date (UTC)": utc(r.completed_at or r.created_at),
+            "Pack": pack_names.get(r.pack_id, r.pack_id), "Credits": r.credits, "Price": price(r),
+            "Paid with": GATEWAY_LABELS.get(r.gateway, r.gateway), "Status": STATUS_LABELS.get(r.status, r.status)}
+           for r in receipts], ["Receipt", "Date (UTC)", "Pack", "Credits", "Price", "Paid with", "Status"],
+          hide_index=True, key="wallet_receipts_table")
 
 
 def grouped(card_number: str) -> str:

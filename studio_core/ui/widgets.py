@@ -1,4 +1,4 @@
-"""Shared widgets: empty / error states, the user menu, provider notices.
+"""Shared widgets: empty / error states, tables, the user menu, provider notices.
 
 User text is only ever shown through ``st.text`` / ``st.caption(..., text)``-safe helpers here: never as
 Markdown or HTML, so a prompt or a name cannot inject links, images or markup.
@@ -6,6 +6,10 @@ Markdown or HTML, so a prompt or a name cannot inject links, images or markup.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
 import streamlit as st
 
 from studio_core.services.accounts import UserView
@@ -23,6 +27,18 @@ def empty_state(title: str, message: str, *, icon: str = ":material/inbox:") -> 
         # wherever it sits (right under a page title or a section header).
         st.markdown(f"**{icon} {title}**")
         st.caption(message)
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], **dataframe_args: Any) -> None:
+    """``st.dataframe`` of plain rows (dicts with these ``columns``), handed over as an Arrow table. Streamlit
+    sends a dataframe as Arrow anyway: building a pandas frame first costs a 12-row table about 3 ms a run, the
+    Arrow table about 0.5 ms (``benchmarks/elements.py``). Every cell shows as plain text, never Markdown, so
+    user text (a memo, a title, a note) cannot become a link or markup."""
+    if rows:
+        data = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
+    else:
+        data = pa.table({c: pa.array([], pa.string()) for c in columns})
+    st.dataframe(data, **dataframe_args)
 
 
 def error_state(message: str, *, detail: str | None = None) -> None:

@@ -72,12 +72,20 @@ def test_deactivated_templates_leave_the_studio_and_usage_is_shown(app_env):
                                                              template_id=template.id), new_request_key())
     studio.generation.run_job(job.id)
     run(at)
+    usage = at.dataframe[0].value  # every template in one table, with its usage
+    row = usage[usage["Template"] == template.title].iloc[0]
+    assert (row["Used"], row["Succeeded"], row["Posts"], row["Status"]) == (1, 1.0, 0, "Active")
+    assert len(usage) == len(studio.catalog.templates(include_inactive=True))
+    at.selectbox(key="catalog_pick").set_value(template.id)  # the template to change
+    run(at)
     assert any(c.value.endswith("  \nUsed 1 time · 100% succeeded · 0 posts · 0 likes") for c in at.caption)
 
     at.button(key=f"tpl_active_{template.id}").click()
     run(at)
     assert template.id not in [t.id for t in studio.catalog.templates()]
     assert "Inactive: hidden from the studio" in texts(at)
+    usage = at.dataframe[0].value
+    assert usage[usage["Template"] == template.title].iloc[0]["Status"] == "Inactive"
     at.switch_page("app_pages/studio.py")
     run(at)
     offered = [o for box in at.selectbox if box.key == "studio_template_pick" for o in box.options]
@@ -94,3 +102,42 @@ def test_an_editor_is_drawn_only_while_its_expander_is_open(app_env):
     run(at)
     assert f"tpl_{template.id}_title" in fields()
     assert at.text_input(key=f"tpl_{template.id}_title").value == template.title
+
+
+def test_the_table_and_the_template_to_change_follow_the_category_shown(app_env):
+    at = _admin_at_catalog()
+    studio = c.backend()
+    first, second = studio.catalog.categories()[:2]
+    in_first = studio.catalog.templates(first.id)
+    in_second = studio.catalog.templates(second.id)
+    at.selectbox(key="catalog_pick").set_value(in_first[-1].id)
+    run(at)
+    assert at.button(key=f"tpl_down_{in_first[-1].id}").disabled  # the last of its category
+    at.selectbox(key="catalog_show_category").set_value(second.id)
+    run(at)
+    assert list(at.dataframe[0].value["Template"]) == [t.title for t in in_second]
+    assert at.selectbox(key="catalog_pick").value == in_second[0].id  # the choice moved into this category
+    assert at.button(key=f"tpl_up_{in_second[0].id}").disabled and not at.exception
+    at.button(key=f"tpl_down_{in_second[0].id}").click()
+    run(at)
+    assert [t.id for t in studio.catalog.templates(second.id)][1] == in_second[0].id  # moved down one
+
+
+def test_renaming_the_template_being_changed_keeps_it_chosen(app_env):
+    at = _admin_at_catalog()
+    studio = c.backend()
+    template = studio.catalog.templates()[1]
+    at.selectbox(key="catalog_pick").set_value(template.id)
+    at.session_state[f"tpl_edit_{template.id}"] = True
+    run(at)
+    at.text_input(key=f"tpl_{template.id}_title").input("Renamed template")
+    run(at)  # in the browser, leaving the field reruns the page before Save can be clicked
+    at.button(key=f"tpl_{template.id}_save").click()
+    run(at)
+    assert "Template saved." in texts(at)
+    assert studio.catalog.templates()[1].title == "Renamed template"
+    pick = at.selectbox(key="catalog_pick")
+    assert pick.value == template.id and "Renamed template · Portraits" in pick.options
+    at.selectbox(key="catalog_show_category").set_value(None)  # any other click: the choice still holds
+    run(at)
+    assert not at.exception and at.selectbox(key="catalog_pick").value == template.id

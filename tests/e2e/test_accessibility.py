@@ -370,7 +370,8 @@ def test_admin_screens(admin, axe_js):
 
     go(page, "Catalog")
     check(page, axe_js, Screen("catalog", keys=[
-        page.get_by_role("tab", name="Templates"), page.get_by_role("combobox", name="Show")]))
+        page.get_by_role("tab", name="Templates"), page.get_by_role("combobox", name="Show"),
+        page.get_by_role("combobox", name="Template to change"), page.get_by_role("button", name="Deactivate")]))
 
     go(page, "Users")
     check(page, axe_js, Screen("users", keys=[

@@ -309,6 +309,9 @@ def admin_moderates(j: Journey, page) -> None:
 
 def admin_edits_a_template(j: Journey, page) -> None:
     go(page, "Catalog")
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()  # every template and its usage
+    page.get_by_label("Template to change").click()
+    page.get_by_role("option", name=re.compile(r"^Studio headshot · ")).click()
     template = page.get_by_test_id("stVerticalBlock").filter(
         has=page.get_by_text("Studio headshot", exact=True)).filter(
         has=page.get_by_role("button", name="Deactivate")).last
@@ -320,6 +323,9 @@ def admin_edits_a_template(j: Journey, page) -> None:
     expect(template.get_by_text("Preview: what the studio will put in the prompt box")).to_be_visible()
     click_once(template.get_by_role("button", name="Save changes"))
     expect(page.get_by_text("Template saved.")).to_be_visible()
+    # still the template being changed, under its new name (the browser knows a choice by its label)
+    expect(page.get_by_role("combobox", name="Template to change")).to_have_value(
+        f"{NEW_TEMPLATE_TITLE} · Portraits")
     expect(page.get_by_text(NEW_TEMPLATE_TITLE, exact=True).first).to_be_visible()
     shot(j, page, "14-admin-catalog")
     go(page, "Studio")  # creators start from it under its new name
