@@ -8,7 +8,8 @@ Each script draws ``--n`` of one kind of element: captions, buttons, buttons wit
 community card's), keyed select boxes (each walks the session state), bordered containers, and a 256 px
 WebP thumbnail three ways: by its path (Streamlit reads it, opens it with PIL, re-encodes it as JPEG and hashes
 it into its media files, every run), as JPEG bytes (opened and hashed every run), and as the data: URL that
-``studio_core.ui.cards.image_source`` keeps for a small local picture (handed to the browser as it is). Beside each, in
+``studio_core.ui.cards.image_source`` keeps for a small local picture (handed to the browser as it is); and a
+12-row, 7-column table (like the catalog's) built as a pandas frame or as an Arrow table (``widgets.table``). Beside each, in
 the same process and interleaved round by round (order shuffled, garbage collected before each run), the
 one-line page ``st.write("x")``. Printed: the median run, its ratio to the one-line page, and the cost of one
 element over the one-line page.
@@ -35,6 +36,15 @@ KINDS = {
                                   'help="Like this post")'),
     "keyed selectbox": 'st.selectbox("Role", ["creator", "admin"], key=f"s{i}")',
     "bordered container": 'st.container(border=True)',
+}
+
+
+_ROWS = ('ROWS = [{"Template": f"Template {i}", "Category": "Portraits", "Status": "Active", "Used": 1234 * i, '
+         '"Succeeded": 0.92, "Posts": 3 * i, "Likes": 40 * i} for i in range(12)]\n')
+TABLE_KINDS = {
+    "12-row table as pandas": ("import pandas as pd\n" + _ROWS, "st.dataframe(pd.DataFrame(ROWS), hide_index=True)"),
+    "12-row table as Arrow": ("import pyarrow as pa\n" + _ROWS,
+                              "st.dataframe(pa.Table.from_pylist(ROWS), hide_index=True)"),
 }
 
 
@@ -74,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     apps = {"one-line page": AppTest.from_string(ONE_LINE)}
     apps |= {f"{args.n} x {kind}": AppTest.from_string(script(body, args.n)) for kind, body in KINDS.items()}
     apps |= {f"{args.n} x {kind}": AppTest.from_string(script(body, args.n, setup))
-             for kind, (setup, body) in picture_kinds(folder).items()}
+             for kind, (setup, body) in (picture_kinds(folder) | TABLE_KINDS).items()}
     runs: dict[str, list[float]] = {name: [] for name in apps}
     rng = random.Random(8)
     for round_ in range(args.rounds + 3):  # three warm-up rounds
