@@ -1,18 +1,18 @@
-"""Admin · Users: everyone with an account; promote, demote, disable."""
+"""Admin · Users: everyone with an account, a page at a time in a table; promote, demote, disable."""
 
 import streamlit as st
 
 from studio_core.services.accounts import AccessDenied, AccountError
 from studio_core.ui.cards import load_page, pager
 from studio_core.ui.session import current_user, get_studio, require_admin
-from studio_core.ui.widgets import empty_state
+from studio_core.ui.widgets import empty_state, table
 
 admin = require_admin()
 studio = get_studio()
 
 st.title("Users")
 query = st.text_input("Search by email or name", key="users_query", placeholder="ada@example.com")
-# A page at a time (each row is two buttons): the search finds anyone on the others.
+# A page at a time: the search finds anyone on the others.
 page = load_page("users", lambda cursor: studio.accounts.users_page(admin, query=query, cursor=cursor), query)
 users = page.items
 if not users:
@@ -34,18 +34,27 @@ def act(change, *args) -> None:
 
 if error := st.session_state.pop("users_error", None):
     st.error(error, icon=":material/error:")
-# A row is one line of text and two buttons. (A role menu per row would cost far more: Streamlit's input
-# widgets each go through the whole session state on every run.)
-for u in users:
-    with st.container(border=True, horizontal=True, vertical_alignment="center", gap="small"):
-        role = "Admin" if u.is_admin else "Creator"
-        st.text(f"{u.display_name} — {u.email}\n{role} · joined {u.created_at:%d %b %Y} · "
-                f"{'disabled' if u.disabled else 'active'}", width="stretch")
-        if u.id == admin.id:
-            # Plain text rather than dead controls: a disabled widget's faded label fails contrast, and its
-            # help icon cannot be reached by keyboard.
-            st.caption("You cannot change your own role or disable yourself.", width=220)
-            continue
+# The page's users in one table, and the one to change chosen from a list: a row of buttons per user cost every
+# run of this page five elements a user. (A role menu per row would cost far more: Streamlit's input widgets
+# each go through the whole session state on every run.)
+table([{"Name": u.display_name, "Email": u.email, "Role": "Admin" if u.is_admin else "Creator",
+        "Status": "Disabled" if u.disabled else "Active", "Joined": u.created_at.date()} for u in users],
+      ["Name", "Email", "Role", "Status", "Joined"], hide_index=True, width="stretch", key="users_table",
+      column_config={"Joined": st.column_config.DateColumn(format="DD MMM YYYY")})  # a date sorts as one
+by_id = {u.id: u for u in users}
+if st.session_state.get("users_pick") not in by_id:  # someone on another page of the list
+    st.session_state.pop("users_pick", None)
+pick = st.selectbox("User to change", list(by_id), key="users_pick",
+                    format_func=lambda uid: f"{by_id[uid].display_name} — {by_id[uid].email}")
+u = by_id[pick]
+with st.container(border=True, horizontal=True, vertical_alignment="center", gap="small"):
+    st.text(f"{u.display_name} — {u.email}\n{'Admin' if u.is_admin else 'Creator'} · joined "
+            f"{u.created_at:%d %b %Y} · {'disabled' if u.disabled else 'active'}", width="stretch")
+    if u.id == admin.id:
+        # Plain text rather than dead controls: a disabled widget's faded label fails contrast, and its help
+        # icon cannot be reached by keyboard.
+        st.caption("You cannot change your own role or disable yourself.", width=220)
+    else:
         st.button("Make creator" if u.is_admin else "Make admin", key=f"role_{u.id}",
                   icon=":material/person:" if u.is_admin else ":material/shield_person:",
                   on_click=act, args=(studio.accounts.change_role, u.id, "creator" if u.is_admin else "admin"))

@@ -375,8 +375,9 @@ def test_admin_screens(admin, axe_js):
 
     go(page, "Users")
     check(page, axe_js, Screen("users", keys=[
-        page.get_by_role("textbox", name="Search by email or name"), page.get_by_role("button", name="Make admin").first,
-        page.get_by_role("button", name="Disable").first]))
+        page.get_by_role("textbox", name="Search by email or name"),
+        page.get_by_role("combobox", name="User to change"), page.get_by_role("button", name="Make admin"),
+        page.get_by_role("button", name="Disable")]))
 
     go(page, "Analytics")
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
