@@ -8,7 +8,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from studio_core.services.accounts import AccessDenied
-from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, fill_pattern
+from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, UsageReport, fill_pattern
 from studio_core.ui.cards import counted, shorten, status_badge
 from studio_core.ui.session import get_studio, require_admin
 from studio_core.ui.widgets import empty_state, error_state, plain, table
@@ -116,12 +116,12 @@ def usage_text(usage: TemplateUsage) -> str:
 TEMPLATE_COLUMNS = ["Template", "Category", "Status", "Used", "Succeeded", "Posts", "Likes"]
 
 
-def templates_table(templates: list, names: dict, usage: dict) -> None:
+def templates_table(templates: list, names: dict, usage: UsageReport) -> None:
     """Every template shown, in the catalog's order, with its usage: one table (sortable by any column) rather
     than a card of buttons per template, which cost every run of this page a dozen elements a template."""
     rows = []
     for t in templates:
-        used = usage.get(t.id, TemplateUsage())
+        used = usage.of(t.id)
         rows.append({"Template": t.title, "Category": names.get(t.category_id, ""),
                      "Status": "Active" if t.active else "Inactive", "Used": used.generations,
                      "Succeeded": used.success_rate, "Posts": used.publishes, "Likes": used.likes})
@@ -157,7 +157,7 @@ def templates_tab(categories: list) -> None:
         empty_state("No categories yet", "Create a category first (next tab); templates live in categories.",
                     icon=":material/category:")
         return
-    usage = catalog.template_usage(admin)
+    usage = catalog.template_usage(admin, fresh=ss.pop("catalog_usage_fresh", False))
     candidates = functools.cache(lambda: catalog.example_candidates(admin))  # once a run, if an editor is open
     new = st.expander("New template", icon=":material/add:", key="tpl_new_open", on_change="rerun")
     with new:
@@ -171,6 +171,11 @@ def templates_tab(categories: list) -> None:
         st.caption("No templates in this category yet. Create one under New template.")
         return
     templates_table(templates, names, usage)
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.caption(f"Usage as of {usage.as_of:%H:%M:%S} UTC; added up again at most every "
+                   f"{settings.analytics_cache_s} s.", width="content")
+        st.button("Refresh", key="catalog_usage_refresh", icon=":material/refresh:", type="tertiary",
+                  on_click=ss.__setitem__, args=("catalog_usage_fresh", True))
     by_id = {t.id: t for t in templates}
     if ss.get("catalog_pick") not in by_id:  # a template of another category, or one just gone
         ss.pop("catalog_pick", None)
@@ -178,7 +183,7 @@ def templates_tab(categories: list) -> None:
                         format_func=lambda tid: f"{by_id[tid].title} · {names.get(by_id[tid].category_id, '')}")
     chosen = by_id[pick]
     siblings = [t for t in templates if t.category_id == chosen.category_id]
-    template_panel(chosen, siblings, usage.get(chosen.id, TemplateUsage()), categories, candidates)
+    template_panel(chosen, siblings, usage.of(chosen.id), categories, candidates)
 
 
 # -- categories --------------------------------------------------------------------------------------------------

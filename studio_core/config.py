@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     # The studio offers the offline renderer after this many outage failures in a row within the window.
     provider_outage_failures: int = Field(default=3, ge=1)
     provider_outage_window_s: int = Field(default=900, ge=60)
-    # The analytics page adds its figures up again at most this often (0: on every run); it shows their age.
+    # The analytics page and the catalog's usage add their figures up again at most this often (0: every run).
     analytics_cache_s: int = Field(default=60, ge=0, le=3600)
 
     # Credits

@@ -3,9 +3,12 @@ studio, history kept), the {subject} slot enforced, examples from the admin's ow
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from studio_core.services.catalog import CatalogError, fill_pattern
+from studio_core.services.accounts import AccessDenied
+from studio_core.services.catalog import CatalogError, CatalogService, TemplateUsage, fill_pattern
 from studio_core.services.generation import GenerateRequest, GenerationError, new_request_key
 
 
@@ -91,10 +94,10 @@ def test_usage_counts_generations_success_publishes_and_likes(world):
     world.community.like(world.bob.id, post.id)
     world.community.like(world.cy.id, post.id)
     usage = world.catalog.template_usage(world.admin)
-    u = usage[template.id]
+    u = usage.of(template.id)
     assert (u.generations, u.succeeded, u.failed, u.publishes, u.likes) == (3, 2, 1, 1, 2)
     assert u.success_rate == pytest.approx(2 / 3)
-    assert unused.id not in usage
+    assert unused.id not in usage.by_template and usage.of(unused.id) == TemplateUsage()
 
 
 def test_usage_counts_ended_jobs_from_the_rollup_and_jobs_still_in_flight(world):
@@ -104,5 +107,21 @@ def test_usage_counts_ended_jobs_from_the_rollup_and_jobs_still_in_flight(world)
     # submitted, not run: queued, so not in the daily rollup yet (that counts a job when it ends)
     world.generation.submit(world.cy.id, GenerateRequest(prompt="waiting", tier="standard",
                                                          template_id=template.id), new_request_key())
-    u = world.catalog.template_usage(world.admin)[template.id]
+    u = world.catalog.template_usage(world.admin).of(template.id)
     assert (u.generations, u.succeeded, u.failed, u.publishes, u.likes) == (3, 1, 1, 0, 0)
+
+
+def test_usage_is_kept_for_the_cache_time_and_added_up_again_when_asked_or_stale(world):
+    template = world.catalog.templates()[0]
+    catalog = CatalogService(world.db, world.settings.model_copy(update={"analytics_cache_s": 60}),
+                             clock=world.clock)
+    first = catalog.template_usage(world.admin)
+    world.image(world.ada, "one", template_id=template.id)
+    assert catalog.template_usage(world.admin) is first  # within the minute: the same figures
+    with pytest.raises(AccessDenied):  # the role is checked on every call, kept figures or not
+        catalog.template_usage(world.ada)
+    fresh = catalog.template_usage(world.admin, fresh=True)
+    assert fresh.of(template.id).generations == 1 and fresh.as_of == world.clock()
+    world.image(world.ada, "two", template_id=template.id)
+    world.clock.now += timedelta(seconds=61)
+    assert catalog.template_usage(world.admin).of(template.id).generations == 2  # stale: added up again
