@@ -13,10 +13,11 @@ from studio_core.ui.widgets import empty_state, error_state, table
 admin = require_admin()
 studio = get_studio()
 ss = st.session_state
-# The worst posts first, a few at a time: each decision takes the post out of the queue and the next one moves
-# up. (Every item is a note field and four buttons; drawing a queue of a hundred, or even ten, on every click
-# would make each click slow.)
-QUEUE_SHOWN = 5
+# The queue is a table of the worst posts (one element, however long) and one post under review at a time, the
+# worst unless another is chosen: each decision takes the post out of the queue and the next one moves up.
+# (Every post under review is a picture, its reports, a note field and four buttons; drawing a queue of them on
+# every click would make each click slow.)
+QUEUE_LISTED = 50
 ICONS = {"hide": ":material/visibility_off:", "restore": ":material/visibility:", "remove": ":material/delete:",
          "dismiss": ":material/done_all:"}
 
@@ -64,19 +65,32 @@ def queue_item(item) -> None:
 
 
 def queue_view() -> None:
-    queue = studio.moderation.queue(admin, limit=QUEUE_SHOWN)
+    queue = studio.moderation.queue(admin, limit=QUEUE_LISTED)
     if not queue:
         empty_state("No open reports", "Nothing is waiting for review. Reported posts appear here, the most "
                     "reported first.", icon=":material/task_alt:")
         return
-    waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_SHOWN else len(queue)
+    waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_LISTED else len(queue)
     shown = (f"{waiting} post{'s' if waiting != 1 else ''} to review" if waiting == len(queue) else
-             f"{waiting} posts to review; here are the {len(queue)} most reported (decide on these and the "
+             f"{waiting} posts to review; the {len(queue)} most reported are listed (decide on these and the "
              "next ones move up)")
     st.caption(f"{shown}, most reported first. Hide and Remove take a post out of the feed; Restore brings "
                "it back; Dismiss keeps it as it is.")
-    for item in queue:
-        queue_item(item)
+    by_id = {item.post_id: item for item in queue}
+    if len(queue) > 1:
+        table([{"Post": item.title, "Author": item.author_name, "Reports": len(item.reports),
+                "Reasons": ", ".join(f"{REASON_LABELS[r]} ×{n}" for r, n in item.reason_counts.items()),
+                "Status": item.status_label, "Posted": item.created_at.date()} for item in queue],
+              ["Post", "Author", "Reports", "Reasons", "Status", "Posted"], hide_index=True, width="stretch",
+              key="mod_queue_table", column_config={"Posted": st.column_config.DateColumn(format="DD MMM YYYY")})
+        if ss.get("mod_pick") not in by_id:  # decided on (it left the queue): the worst one now
+            ss.pop("mod_pick", None)
+        # the label leaves out the report count, which a new report would change under the admin's choice
+        pick = st.selectbox("Post to review", list(by_id), key="mod_pick",
+                            format_func=lambda pid: f"{by_id[pid].title} — by {by_id[pid].author_name}")
+    else:
+        pick = queue[0].post_id
+    queue_item(by_id[pick])
 
 
 def history_view() -> None:

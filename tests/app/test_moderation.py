@@ -66,7 +66,7 @@ def test_reported_post_is_hidden_with_a_note_and_recorded(app_env):
     assert studio.community.feed(bob.id).is_empty
 
 
-def test_a_long_queue_shows_the_worst_posts_first_a_few_at_a_time(app_env, monkeypatch):
+def test_a_long_queue_is_a_table_worst_first_with_one_post_under_review(app_env, monkeypatch):
     at = _admin_at_moderation()
     monkeypatch.setenv("STUDIO_MAX_JOBS_PER_MINUTE", "100")  # the test's own Studio publishes a dozen at once
     studio = c.backend()
@@ -76,12 +76,20 @@ def test_a_long_queue_shows_the_worst_posts_first_a_few_at_a_time(app_env, monke
         studio.community.report(bob.id, post_id, "spam")
     studio.community.report(cy.id, posts[-1], "nsfw")  # the most reported one comes first
     run(at)
-    shown = [t.key for t in at.text_input if t.key.startswith("mod_note_")]
-    assert len(shown) == 5 and shown[0] == f"mod_note_{posts[-1]}"
-    assert "12 posts to review; here are the 5 most reported" in texts(at)
+    queue = at.dataframe[0].value
+    assert len(queue) == 12 and queue.iloc[0][["Post", "Reports"]].tolist() == ["Post 11", 2]
+    assert "12 posts to review, most reported first" in texts(at)
+    notes = [t.key for t in at.text_input if t.key.startswith("mod_note_")]
+    assert notes == [f"mod_note_{posts[-1]}"]  # one post under review: the worst
     assert studio.moderation.waiting_posts(c.first_admin(studio)) == 12
 
-    studio.moderation.act(c.first_admin(studio), posts[-1], "hide", "Spam")
+    at.selectbox(key="mod_pick").set_value(posts[3])  # another one, chosen from the list
     run(at)
-    assert "11 posts to review; here are the 5 most reported" in texts(at)
-    assert f"mod_note_{posts[-1]}" not in [t.key for t in at.text_input]
+    assert [t.key for t in at.text_input if t.key.startswith("mod_note_")] == [f"mod_note_{posts[3]}"]
+    at.text_input(key=f"mod_note_{posts[3]}").input("Spam")
+    at.button(key=f"mod_hide_{posts[3]}").click()
+    run(at)
+    assert "Hide: done. The post is now hidden." in texts(at)
+    assert len(at.dataframe[0].value) == 11 and "Post 3" not in list(at.dataframe[0].value["Post"])
+    # the decided post left the queue: the worst one is under review again
+    assert [t.key for t in at.text_input if t.key.startswith("mod_note_")] == [f"mod_note_{posts[-1]}"]
