@@ -17,7 +17,7 @@ ss = st.session_state
 # worst unless another is chosen: each decision takes the post out of the queue and the next one moves up.
 # (Every post under review is a picture, its reports, a note field and four buttons; drawing a queue of them on
 # every click would make each click slow.)
-QUEUE_LISTED = 50
+QUEUE_LISTED = 25
 ICONS = {"hide": ":material/visibility_off:", "restore": ":material/visibility:", "remove": ":material/delete:",
          "dismiss": ":material/done_all:"}
 

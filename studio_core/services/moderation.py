@@ -49,6 +49,19 @@ _REPORTS_BECOME = {"hide": "actioned", "restore": "dismissed", "remove": "action
 NOTE_MAX = 1000
 
 P = CommunityPost
+# The queue's posts and their open reports (``ids``: the page of the queue), as plain columns.
+_author = aliased(User)
+_QUEUE_POSTS = (select(P.id, P.title, P.status, P.created_at, _author.display_name.label("author_name"),
+                       ImageCategory.name.label("category_name"), GeneratedImage.image_key,
+                       GeneratedImage.thumbnail_key, GeneratedImage.final_prompt, GeneratedImage.deleted_at)
+                .join(_author, _author.id == P.author_id).join(GeneratedImage, GeneratedImage.id == P.image_id)
+                .outerjoin(ImageCategory, ImageCategory.id == P.category_id)
+                .where(P.id.in_(bindparam("ids", expanding=True))))
+_QUEUE_REPORTS = (select(PostReport.id, PostReport.post_id, PostReport.reason, PostReport.details,
+                         PostReport.created_at, User.display_name)
+                  .join(User, User.id == PostReport.reporter_id)
+                  .where(PostReport.post_id.in_(bindparam("ids", expanding=True)), PostReport.status == "open")
+                  .order_by(PostReport.created_at, PostReport.id))
 
 
 class ModerationError(CommunityError):
@@ -140,26 +153,19 @@ class ModerationService:
             ids = [g.post_id for g in grouped]
             if not ids:
                 return []
-            author = aliased(User)
-            posts = {r[0].id: r for r in s.execute(
-                select(P, author.display_name, ImageCategory.name, GeneratedImage.image_key,
-                       GeneratedImage.thumbnail_key, GeneratedImage.final_prompt, GeneratedImage.deleted_at)
-                .join(author, author.id == P.author_id).join(GeneratedImage, GeneratedImage.id == P.image_id)
-                .outerjoin(ImageCategory, ImageCategory.id == P.category_id).where(P.id.in_(ids)))}
+            # columns, not ORM objects: a queue page loads dozens of posts and their reports on every run
+            posts = {r.id: r for r in s.execute(_QUEUE_POSTS, {"ids": ids})}
             reports: dict[int, list[ReportView]] = {i: [] for i in ids}
-            for r, name in s.execute(select(PostReport, User.display_name)
-                                     .join(User, User.id == PostReport.reporter_id)
-                                     .where(PostReport.post_id.in_(ids), PostReport.status == "open")
-                                     .order_by(PostReport.created_at, PostReport.id)):
-                reports[r.post_id].append(ReportView(r.id, name, r.reason, r.details, r.created_at))
+            for r in s.execute(_QUEUE_REPORTS, {"ids": ids}):
+                reports[r.post_id].append(ReportView(r.id, r.display_name, r.reason, r.details, r.created_at))
         items = []
         for post_id in ids:
-            post, author_name, category, image_key, thumb, prompt, deleted_at = posts[post_id]
-            items.append(QueueItem(post_id=post.id, title=post.title, author_name=author_name,
-                                   category_name=category, status=post.status,
-                                   image_key=None if deleted_at else image_key,
-                                   thumbnail_key=None if deleted_at else thumb, prompt=prompt,
-                                   created_at=post.created_at, reports=reports[post_id]))
+            post = posts[post_id]
+            items.append(QueueItem(post_id=post.id, title=post.title, author_name=post.author_name,
+                                   category_name=post.category_name, status=post.status,
+                                   image_key=None if post.deleted_at else post.image_key,
+                                   thumbnail_key=None if post.deleted_at else post.thumbnail_key,
+                                   prompt=post.final_prompt, created_at=post.created_at, reports=reports[post_id]))
         return items
 
     def thumbnail_url(self, item: QueueItem) -> str | None:
