@@ -164,30 +164,46 @@ def card(item) -> None:
     st.button("View", key=f"gallery_open_{job.id}", on_click=open_image, args=(job.id,), width="stretch")
 
 
+FILTER_DEFAULTS = {"gallery_status": [], "gallery_tier": None, "gallery_template": None, "gallery_dates": (),
+                   "gallery_published": "any"}
+
+
+def filter_fields() -> None:
+    """The fields inside Filters, drawn only while it is open. Their values stay while it is closed
+    (``persist_state="page"``) and are read from the session state then."""
+    status_col, tier_col, template_col = st.columns(3)
+    status_col.multiselect("Status", list(STATUS_FILTERS), format_func=STATUS_FILTERS.get, key="gallery_status",
+                           placeholder="Any status", persist_state="page")
+    tiers = {None: "Any tier", **{t.name: t.label for t in studio.settings.tiers.values()}}
+    tier_col.selectbox("Tier", list(tiers), format_func=tiers.get, key="gallery_tier", persist_state="page")
+    templates = {None: "Any template", **{t.id: t.title for t in studio.catalog.templates(include_inactive=True)}}
+    template_col.selectbox("Template", list(templates), format_func=templates.get, key="gallery_template",
+                           persist_state="page")
+    date_col, published_col = st.columns([2, 1])
+    date_col.date_input("Created between", value=(), key="gallery_dates", format="YYYY-MM-DD",
+                        help="Pick a first and a last day (UTC).", persist_state="page")
+    published_col.segmented_control("Shared", list(PUBLISHED), format_func=PUBLISHED.get, default="any",
+                                    key="gallery_published", required=True, persist_state="page")
+
+
 def filters() -> GalleryFilter:
     search_col, sort_col = st.columns([3, 1])
     text = search_col.text_input("Search your prompts", key="gallery_text", placeholder="lighthouse fog",
                                  max_chars=200, help="Finds images whose prompt contains every word.")
     sort = sort_col.selectbox("Sort", list(SORTS), format_func=SORTS.get, key="gallery_sort")
-    with st.expander("Filters", icon=":material/filter_list:"):
-        status_col, tier_col, template_col = st.columns(3)
-        statuses = status_col.multiselect("Status", list(STATUS_FILTERS), format_func=STATUS_FILTERS.get,
-                                          key="gallery_status", placeholder="Any status")
-        tiers = {None: "Any tier", **{t.name: t.label for t in studio.settings.tiers.values()}}
-        tier = tier_col.selectbox("Tier", list(tiers), format_func=tiers.get, key="gallery_tier")
-        templates = {None: "Any template",
-                     **{t.id: t.title for t in studio.catalog.templates(include_inactive=True)}}
-        template = template_col.selectbox("Template", list(templates), format_func=templates.get,
-                                          key="gallery_template")
-        date_col, published_col = st.columns([2, 1])
-        days = date_col.date_input("Created between", value=(), key="gallery_dates", format="YYYY-MM-DD",
-                                   help="Pick a first and a last day (UTC).")
-        published = published_col.segmented_control("Shared", list(PUBLISHED), format_func=PUBLISHED.get,
-                                                     default="any", key="gallery_published", required=True)
+    # Drawn only while open: six inputs, each walking the session state, would cost every run of the page.
+    shelf = st.expander("Filters", icon=":material/filter_list:", key="gallery_filters_open", on_change="rerun")
+    with shelf:
+        if shelf.open:
+            filter_fields()
+    picked = {key: ss.get(key, default) for key, default in FILTER_DEFAULTS.items()}
+    days = picked["gallery_dates"]
     days = tuple(days) if isinstance(days, list | tuple) else (days,) if days else ()
-    return GalleryFilter(text=text, statuses=tuple(statuses), tier=tier, template_id=template,
+    return GalleryFilter(text=text, statuses=tuple(picked["gallery_status"] or ()), tier=picked["gallery_tier"],
+                         template_id=picked["gallery_template"],
                          date_from=days[0] if days else None, date_to=days[-1] if days else None,
-                         published={"any": None, "yes": True, "no": False}[published or "any"], sort=sort)
+                         published={"any": None, "yes": True, "no": False}[picked["gallery_published"] or "any"],
+                         sort=sort)
 
 
 st.title("My Creations")

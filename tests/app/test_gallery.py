@@ -25,6 +25,38 @@ def test_empty_state_points_to_the_studio(app_env):
     assert "No images yet" in texts(at) and "never charged" in texts(at)
 
 
+def _shown(at) -> list[str]:
+    return [b.key for b in at.button if b.key and b.key.startswith("gallery_open_")]
+
+
+def test_filters_are_drawn_only_while_open_and_keep_applying_when_closed(app_env):
+    at = _gallery()
+    studio = c.backend()
+    ada = c.user(studio, "ada@example.com")
+    fox = c.image(studio, ada, "a red fox in the snow")
+    failed = c.image(studio, ada, "a storm that never came", fail=True)
+    run(at)
+    assert "gallery_status" not in {m.key for m in at.multiselect}  # closed: not drawn
+    at.session_state["gallery_filters_open"] = True  # what opening it in the browser sets
+    run(at)
+    at.multiselect(key="gallery_status").select("canceled")
+    run(at)
+    assert _shown(at) == [f"gallery_open_{failed.id}"]
+    at.session_state["gallery_filters_open"] = False  # closed again: the filter still applies
+    run(at)
+    assert "gallery_status" not in {m.key for m in at.multiselect} and _shown(at) == [f"gallery_open_{failed.id}"]
+    at.text_input(key="gallery_text").input("storm")  # another widget, another run: still kept
+    run(at)
+    assert _shown(at) == [f"gallery_open_{failed.id}"]
+    at.session_state["gallery_filters_open"] = True  # reopened, it shows what is applied
+    run(at)
+    assert at.multiselect(key="gallery_status").value == ["canceled"]
+    at.multiselect(key="gallery_status").unselect("canceled")
+    at.text_input(key="gallery_text").input("")
+    run(at)
+    assert set(_shown(at)) == {f"gallery_open_{fox.id}", f"gallery_open_{failed.id}"}
+
+
 def test_grid_shows_finished_and_failed_images_and_searches_prompts(app_env):
     at = _gallery()
     studio = c.backend()

@@ -322,6 +322,20 @@ def test_my_creations_and_an_image_page(admin, axe_js):
     go(page, "My Creations")
     check(page, axe_js, Screen("my-creations", images=2, keys=[
         page.get_by_role("textbox", name="Search your prompts"), page.get_by_role("button", name="View").first]))
+    page.get_by_text("Filters", exact=True).click()  # drawn when opened
+    status = page.get_by_role("combobox", name="Status")
+    expect(status).to_be_visible()
+    check(page, axe_js, Screen("my-creations-filters", images=2, keys=[status]))
+    status.click()
+    page.get_by_role("option", name="Canceled").click()
+    expect(page.get_by_text("Nothing matches")).to_be_visible()  # both images finished
+    page.keyboard.press("Escape")
+    page.get_by_text("Filters", exact=True).click()  # closed again: the filter still applies
+    expect(status).to_have_count(0)
+    expect(page.get_by_text("Nothing matches")).to_be_visible()
+    page.get_by_text("Filters", exact=True).click()
+    page.get_by_role("button", name=re.compile("^Remove Canceled")).click()
+    expect(page.get_by_role("button", name="View").first).to_be_visible()
     click_once(card(page, "quiet harbour").get_by_role("button", name="View"))
     expect(page.get_by_role("button", name="All my images")).to_be_visible()
     check(page, axe_js, Screen("image-page", images=1, keys=[
