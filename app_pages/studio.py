@@ -1,5 +1,6 @@
 """Studio: template -> prompt -> enhance -> tier -> confirm -> live progress -> result, retry, remix."""
 
+import functools
 from datetime import UTC, datetime
 
 import streamlit as st
@@ -312,7 +313,8 @@ with output:
         with st.container(border=True):
             job_image(job, studio.generation.image_url(job))
             if job.status == "succeeded":
-                st.download_button("Download PNG", data=studio.generation.image_bytes(user.id, job.id),
+                # the file is read when the button is clicked, not on every run of the page
+                st.download_button("Download PNG", functools.partial(studio.generation.image_bytes, user.id, job.id),
                                    file_name=f"studio-{job.id}-seed{job.seed}.png", mime="image/png",
                                    icon=":material/download:", key="studio_download",
                                    on_click=track, args=(Event.DOWNLOAD,), kwargs={"job_id": job.id})
@@ -352,8 +354,11 @@ with output:
                         st.error(str(exc), icon=":material/error:")
                     else:
                         st.switch_page("app_pages/prompt_lab.py", query_params={"experiment": str(experiment.id)})
-        with st.expander("Recipe", icon=":material/receipt_long:"):
-            recipe_card(job)
+        # drawn only while open: a recipe is two dozen elements
+        recipe = st.expander("Recipe", icon=":material/receipt_long:", key="studio_recipe_open", on_change="rerun")
+        with recipe:
+            if recipe.open:
+                recipe_card(job)
 
     recent = [j for j in studio.generation.recent(user.id, limit=7) if j.id != job_id][:6]
     if recent:

@@ -181,6 +181,9 @@ def test_while_replicate_is_down_people_keep_working_on_the_offline_renderer(app
         run(at)
         _wait_for(at, _has_download)
         assert _credits(at) == 29
+        assert "Offline preview renderer (not AI)" not in [t.value for t in at.text]  # the recipe is closed
+        at.session_state["studio_recipe_open"] = True  # what opening it in the browser sets
+        run(at)
         assert "Offline preview renderer (not AI)" in [t.value for t in at.text]  # the recipe's provider
         assert len(replicate.requests_to("POST", r"/predictions$")) == 2  # the preview never went to Replicate
 
