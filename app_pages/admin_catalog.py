@@ -11,7 +11,7 @@ from studio_core.services.accounts import AccessDenied
 from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, UsageReport, fill_pattern
 from studio_core.ui.cards import counted, shorten, status_badge
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import empty_state, error_state, plain, table
+from studio_core.ui.widgets import chooser, empty_state, error_state, plain, table
 
 admin = require_admin()
 studio = get_studio()
@@ -176,12 +176,8 @@ def templates_tab(categories: list) -> None:
                    f"{settings.analytics_cache_s} s.", width="content")
         st.button("Refresh", key="catalog_usage_refresh", icon=":material/refresh:", type="tertiary",
                   on_click=ss.__setitem__, args=("catalog_usage_fresh", True))
-    by_id = {t.id: t for t in templates}
-    if ss.get("catalog_pick") not in by_id:  # a template of another category, or one just gone
-        ss.pop("catalog_pick", None)
-    pick = st.selectbox("Template to change", list(by_id), key="catalog_pick",
-                        format_func=lambda tid: f"{by_id[tid].title} · {names.get(by_id[tid].category_id, '')}")
-    chosen = by_id[pick]
+    chosen = chooser("Template to change", {t.id: t for t in templates}, "catalog_pick",
+                     lambda t: f"{t.title} · {names.get(t.category_id, '')}")
     siblings = [t for t in templates if t.category_id == chosen.category_id]
     template_panel(chosen, siblings, usage.of(chosen.id), categories, candidates)
 

@@ -8,7 +8,7 @@ from studio_core.services.community import REASON_LABELS, CommunityError
 from studio_core.services.moderation import ACTIONS
 from studio_core.ui.cards import card_heading, load_page, pager, picture, status_badge
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import empty_state, error_state, table
+from studio_core.ui.widgets import chooser, empty_state, error_state, table
 
 admin = require_admin()
 studio = get_studio()
@@ -76,21 +76,18 @@ def queue_view() -> None:
              "next ones move up)")
     st.caption(f"{shown}, most reported first. Hide and Remove take a post out of the feed; Restore brings "
                "it back; Dismiss keeps it as it is.")
-    by_id = {item.post_id: item for item in queue}
+    chosen = queue[0]
     if len(queue) > 1:
         table([{"Post": item.title, "Author": item.author_name, "Reports": len(item.reports),
                 "Reasons": ", ".join(f"{REASON_LABELS[r]} ×{n}" for r, n in item.reason_counts.items()),
                 "Status": item.status_label, "Posted": item.created_at.date()} for item in queue],
               ["Post", "Author", "Reports", "Reasons", "Status", "Posted"], hide_index=True, width="stretch",
               key="mod_queue_table", column_config={"Posted": st.column_config.DateColumn(format="DD MMM YYYY")})
-        if ss.get("mod_pick") not in by_id:  # decided on (it left the queue): the worst one now
-            ss.pop("mod_pick", None)
-        # the label leaves out the report count, which a new report would change under the admin's choice
-        pick = st.selectbox("Post to review", list(by_id), key="mod_pick",
-                            format_func=lambda pid: f"{by_id[pid].title} — by {by_id[pid].author_name}")
-    else:
-        pick = queue[0].post_id
-    queue_item(by_id[pick])
+        # a post decided on leaves the queue and the worst one is under review again; the label leaves out the
+        # report count, which a new report would change under the admin's choice
+        chosen = chooser("Post to review", {item.post_id: item for item in queue}, "mod_pick",
+                         lambda item: f"{item.title} — by {item.author_name}")
+    queue_item(chosen)
 
 
 def history_view() -> None:

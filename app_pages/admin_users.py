@@ -5,7 +5,7 @@ import streamlit as st
 from studio_core.services.accounts import AccessDenied, AccountError
 from studio_core.ui.cards import load_page, pager
 from studio_core.ui.session import current_user, get_studio, require_admin
-from studio_core.ui.widgets import empty_state, table
+from studio_core.ui.widgets import chooser, empty_state, table
 
 admin = require_admin()
 studio = get_studio()
@@ -41,12 +41,7 @@ table([{"Name": u.display_name, "Email": u.email, "Role": "Admin" if u.is_admin 
         "Status": "Disabled" if u.disabled else "Active", "Joined": u.created_at.date()} for u in users],
       ["Name", "Email", "Role", "Status", "Joined"], hide_index=True, width="stretch", key="users_table",
       column_config={"Joined": st.column_config.DateColumn(format="DD MMM YYYY")})  # a date sorts as one
-by_id = {u.id: u for u in users}
-if st.session_state.get("users_pick") not in by_id:  # someone on another page of the list
-    st.session_state.pop("users_pick", None)
-pick = st.selectbox("User to change", list(by_id), key="users_pick",
-                    format_func=lambda uid: f"{by_id[uid].display_name} — {by_id[uid].email}")
-u = by_id[pick]
+u = chooser("User to change", {u.id: u for u in users}, "users_pick", lambda u: f"{u.display_name} — {u.email}")
 with st.container(border=True, horizontal=True, vertical_alignment="center", gap="small"):
     st.text(f"{u.display_name} — {u.email}\n{'Admin' if u.is_admin else 'Creator'} · joined "
             f"{u.created_at:%d %b %Y} · {'disabled' if u.disabled else 'active'}", width="stretch")

@@ -6,8 +6,8 @@ Markdown or HTML, so a prompt or a name cannot inject links, images or markup.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import streamlit as st
@@ -39,6 +39,19 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], **dataframe
     else:
         data = pa.table({c: pa.array([], pa.string()) for c in columns})
     st.dataframe(data, **dataframe_args)
+
+
+T = TypeVar("T")
+
+
+def chooser(label: str, items: Mapping[Hashable, T], key: str, describe: Callable[[T], str]) -> T:
+    """The one of ``items`` (by id, in their order; not empty) to work on, as a select box: the admin lists'
+    "Template to change", "User to change", "Post to review". A choice that is no longer among them (decided on,
+    on another page of the list, in another category) falls back to the first."""
+    if st.session_state.get(key) not in items:
+        st.session_state.pop(key, None)
+    chosen = st.selectbox(label, list(items), key=key, format_func=lambda item_id: describe(items[item_id]))
+    return items[chosen]
 
 
 def error_state(message: str, *, detail: str | None = None) -> None:
