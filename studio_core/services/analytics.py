@@ -78,6 +78,7 @@ from studio_core.models import (
     utcnow,
 )
 from studio_core.services.accounts import AccessDenied, UserView
+from studio_core.services.kept import Kept
 
 if TYPE_CHECKING:
     from studio_core.services.generation import JobView
@@ -746,8 +747,7 @@ class AnalyticsService:
         self._marked: OrderedDict[tuple[int, str, date], None] = OrderedDict()
         self._marked_lock = threading.Lock()
         # Dashboards added up lately, by period (see dashboard()); the newest few periods only.
-        self._boards: OrderedDict[Period, Dashboard] = OrderedDict()
-        self._boards_lock = threading.Lock()
+        self._boards: Kept[Period, Dashboard] = Kept(settings.analytics_cache_s, size=KEPT_DASHBOARDS)
 
     # -- events ------------------------------------------------------------------------------------------
     def track(self, name: str, user_id: int | None, properties: Mapping[str, Any] | None = None,
@@ -854,22 +854,13 @@ class AnalyticsService:
         (``as_of`` says when; ``fresh`` adds up again now): on a year of events that takes a noticeable moment,
         and every click on the page would otherwise pay it again for the same figures."""
         self._require_admin(actor)
-        now = self.clock()
-        keep_for = timedelta(seconds=self.settings.analytics_cache_s)
-        with self._boards_lock:
-            kept = self._boards.get(period)
-        if kept is not None and not fresh and timedelta(0) <= now - kept.as_of < keep_for:
-            return kept
-        with self._reading() as s:
-            raw = {name: _run(s, build(period, self.db.dialect)) for name, build in DASHBOARD_QUERIES.items()}
-        board = replace(_assemble(period, raw, self._currency()), as_of=now)
-        if keep_for:
-            with self._boards_lock:
-                self._boards[period] = board
-                self._boards.move_to_end(period)
-                while len(self._boards) > KEPT_DASHBOARDS:
-                    self._boards.popitem(last=False)
-        return board
+
+        def add_up(now: datetime) -> Dashboard:
+            with self._reading() as s:
+                raw = {name: _run(s, build(period, self.db.dialect)) for name, build in DASHBOARD_QUERIES.items()}
+            return replace(_assemble(period, raw, self._currency()), as_of=now)
+
+        return self._boards.get(period, self.clock(), add_up, fresh=fresh)
 
     def _currency(self) -> str:
         packs = self.settings.credit_packs

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 
 from sqlalchemy import case, func, select
@@ -31,6 +30,7 @@ from studio_core.models import (
 )
 from studio_core.services.access import require_admin
 from studio_core.services.accounts import UserView
+from studio_core.services.kept import Kept
 
 SUBJECT_SLOT = "{subject}"
 _IN_FLIGHT = ("queued", "running")  # not in the generation rollup until they end
@@ -136,8 +136,7 @@ class CatalogService:
         self.db = db
         self.settings = settings
         self.clock = clock
-        self._usage: UsageReport | None = None  # kept for analytics_cache_s, shared by the admins of a process
-        self._usage_lock = threading.Lock()
+        self._usage: Kept[None, UsageReport] = Kept(settings.analytics_cache_s, size=1)  # see template_usage()
 
     def ensure_starter_catalog(self) -> int:
         """Give an empty catalog its starter categories and templates; returns how many templates were
@@ -298,18 +297,10 @@ class CatalogService:
         are), the few still queued or running from their index; posts are counted from the posts alone, by the
         template each post copied from its image when it was made (looking up every post's image took several
         times as long)."""
-        now = self.clock()
-        keep_for = timedelta(seconds=self.settings.analytics_cache_s)
         with self.db.read() as s:
             require_admin(s, actor, "see template usage")
-            kept = self._usage
-            if kept is not None and not fresh and timedelta(0) <= now - kept.as_of < keep_for:
-                return kept
-            report = UsageReport(as_of=now, by_template=self._add_up_usage(s))
-        if keep_for:
-            with self._usage_lock:
-                self._usage = report
-        return report
+            return self._usage.get(None, self.clock(),
+                                   lambda now: UsageReport(as_of=now, by_template=self._add_up_usage(s)), fresh=fresh)
 
     @staticmethod
     def _add_up_usage(s: Session) -> dict[int, TemplateUsage]:
