@@ -1,5 +1,6 @@
-"""Wallet: this month's allowance, paid credits and holds, daily spend, the ledger history (filters, pages, CSV),
-credit packs with checkout and receipts, referrals, and (admins only) credit adjustments.
+"""Wallet, in tabs drawn only while open: Credits (this month's allowance, paid credits and holds, daily spend,
+credit packs with checkout and receipts), History (the ledger's entries: filters, pages, CSV), Invite friends
+(referrals) and, for admins only, Adjust credits.
 
 Purchases: the sandbox gateway takes a test card in a dialog here; Stripe gets a link to its Checkout page and
 comes back to ``<app_url>/wallet?session_id=...``, where the session is verified server side and credited once
@@ -290,80 +291,73 @@ if shown is not None:
         receipt_card(receipt, pack_names.get(receipt.pack_id, receipt.pack_id), newly_credited=shown["newly"],
                      on_done=lambda: ss.pop("wallet_receipt", None))
 
-try:
-    balance = studio.ledger.balance(user.id)
+def credits_section(balance) -> None:
     spend = studio.ledger.daily_spend(user.id, balance.month)
-except LedgerError as exc:
-    error_state("Your wallet could not be loaded.", detail=str(exc))
-    st.stop()
+    summary_col, chart_col = st.columns([1, 1], gap="medium")
+    with summary_col:
+        balance_panel(balance)
+    with chart_col:
+        spend_chart(spend, f"{spend[0].day:%B %Y}" if spend else balance.month)
 
-summary_col, chart_col = st.columns([1, 1], gap="medium")
-with summary_col:
-    balance_panel(balance)
-with chart_col:
-    spend_chart(spend, f"{spend[0].day:%B %Y}" if spend else balance.month)
-
-# -- buy credits -------------------------------------------------------------------------------------------------
-st.header("Buy credits")
-open_checkout = ss.get("wallet_checkout") or ss.get("wallet_redirect")
-if not packs:
-    empty_state("No credit packs on sale", "An admin can configure packs in the settings (credit_packs).",
-                icon=":material/shopping_cart:")
-else:
-    with st.container(horizontal=True):
-        for pack in packs.values():
-            pack_card(pack, on_buy=buy, disabled=bool(open_checkout))
-if (redirect := ss.get("wallet_redirect")) is not None:
-    pack = packs[redirect["pack_id"]]
-    with st.container(border=True):
-        st.markdown(f"**Checkout for the {pack.name} pack is ready**")
-        st.caption("You pay on Stripe's secure page (it opens in a new tab). Your credits are added as soon as "
-                   "Stripe confirms the payment, and only once.")
-        st.link_button(f"Continue to checkout · {pack.price_label}", redirect["url"], type="primary",
-                       icon=":material/open_in_new:", key="wallet_checkout_link")
-        paid_col, cancel_col = st.columns(2)
-        paid_col.button("I have paid: check now", key="wallet_check_payment", on_click=check_redirected_payment,
-                        width="stretch")
-        cancel_col.button("Cancel", key="wallet_cancel_redirect", on_click=cancel_checkout,
-                          width="stretch")
-if (checkout := ss.get("wallet_checkout")) is not None:
-    card_dialog(checkout)
-
-receipts = studio.wallet.receipts(user.id)
-# The table is drawn only while the expander is open: a closed one would still cost every run its table.
-shelf = st.expander(f"Receipts ({len(receipts)})", icon=":material/receipt_long:", key="wallet_receipts_open",
-                    on_change="rerun")
-with shelf:
-    if shelf.open and receipts:
-        receipts_table(receipts, pack_names)
-    elif shelf.open:
-        st.caption("No purchases yet. Receipts for the packs you buy appear here.")
-
-# -- history -----------------------------------------------------------------------------------------------------
-st.header("History")
-today = studio.ledger.clock().date()
-kinds_col, period_col, dates_col, size_col = st.columns([2.2, 1.2, 1.6, 0.8], vertical_alignment="bottom")
-kinds = kinds_col.multiselect("What", list(KIND_LABELS), format_func=KIND_LABELS.get, key="wallet_kinds",
-                              placeholder="Everything")
-period = period_col.selectbox("When", list(PERIODS), format_func=PERIODS.get, key="wallet_period")
-custom = None
-if period == "custom":
-    picked = dates_col.date_input("From – to (UTC, inclusive)", value=(today.replace(day=1), today),
-                                  max_value=today, key="wallet_dates", format="YYYY-MM-DD")
-    if isinstance(picked, tuple) and len(picked) == 2:
-        custom = picked
+    st.header("Buy credits")
+    open_checkout = ss.get("wallet_checkout") or ss.get("wallet_redirect")
+    if not packs:
+        empty_state("No credit packs on sale", "An admin can configure packs in the settings (credit_packs).",
+                    icon=":material/shopping_cart:")
     else:
-        dates_col.caption("Pick the last day too.")
-page_size = size_col.selectbox("Per page", [10, 25, 50, 100], index=1, key="wallet_page_size")
-start, end = period_range(period, today, custom)
-filt = HistoryFilter(kinds=tuple(kinds) or None, start=start, end=end)
-page = page_cursor("wallet_history", (filt, page_size)) or 1
-history = studio.ledger.history(user.id, kinds=filt.kinds, start=filt.start, end=filt.end, page=page,
-                                page_size=page_size)
-if not history.items:
-    empty_state("No entries", "Nothing matches these filters." if kinds or start else
-                "Your credit history starts with your first allowance.", icon=":material/history:")
-else:
+        with st.container(horizontal=True):
+            for pack in packs.values():
+                pack_card(pack, on_buy=buy, disabled=bool(open_checkout))
+    if (redirect := ss.get("wallet_redirect")) is not None:
+        pack = packs[redirect["pack_id"]]
+        with st.container(border=True):
+            st.markdown(f"**Checkout for the {pack.name} pack is ready**")
+            st.caption("You pay on Stripe's secure page (it opens in a new tab). Your credits are added as soon as "
+                       "Stripe confirms the payment, and only once.")
+            st.link_button(f"Continue to checkout · {pack.price_label}", redirect["url"], type="primary",
+                           icon=":material/open_in_new:", key="wallet_checkout_link")
+            paid_col, cancel_col = st.columns(2)
+            paid_col.button("I have paid: check now", key="wallet_check_payment", on_click=check_redirected_payment,
+                            width="stretch")
+            cancel_col.button("Cancel", key="wallet_cancel_redirect", on_click=cancel_checkout, width="stretch")
+
+    receipts = studio.wallet.receipts(user.id)
+    # The table is drawn only while the expander is open: a closed one would still cost every run its table.
+    shelf = st.expander(f"Receipts ({len(receipts)})", icon=":material/receipt_long:", key="wallet_receipts_open",
+                        on_change="rerun")
+    with shelf:
+        if shelf.open and receipts:
+            receipts_table(receipts, pack_names)
+        elif shelf.open:
+            st.caption("No purchases yet. Receipts for the packs you buy appear here.")
+
+
+def history_section() -> None:
+    today = studio.ledger.clock().date()
+    kinds_col, period_col, dates_col, size_col = st.columns([2.2, 1.2, 1.6, 0.8], vertical_alignment="bottom")
+    kinds = kinds_col.multiselect("What", list(KIND_LABELS), format_func=KIND_LABELS.get, key="wallet_kinds",
+                                  placeholder="Everything", persist_state="page")
+    period = period_col.selectbox("When", list(PERIODS), format_func=PERIODS.get, key="wallet_period",
+                                  persist_state="page")
+    custom = None
+    if period == "custom":
+        picked = dates_col.date_input("From – to (UTC, inclusive)", value=(today.replace(day=1), today),
+                                      max_value=today, key="wallet_dates", format="YYYY-MM-DD")
+        if isinstance(picked, tuple) and len(picked) == 2:
+            custom = picked
+        else:
+            dates_col.caption("Pick the last day too.")
+    page_size = size_col.selectbox("Per page", [10, 25, 50, 100], index=1, key="wallet_page_size",
+                                   persist_state="page")
+    start, end = period_range(period, today, custom)
+    filt = HistoryFilter(kinds=tuple(kinds) or None, start=start, end=end)
+    page = page_cursor("wallet_history", (filt, page_size)) or 1
+    history = studio.ledger.history(user.id, kinds=filt.kinds, start=filt.start, end=filt.end, page=page,
+                                    page_size=page_size)
+    if not history.items:
+        empty_state("No entries", "Nothing matches these filters." if kinds or start else
+                    "Your credit history starts with your first allowance.", icon=":material/history:")
+        return
     history_table(history.items)
     first = (page - 1) * page_size + 1
     info_col, csv_col = st.columns([3, 1], vertical_alignment="center")
@@ -373,9 +367,30 @@ else:
         csv_download(studio.ledger, user.id, filt, file_name=f"credit-history-{month_of(studio.ledger.clock())}.csv")
     pager("wallet_history", page + 1 if page < history.pages else None)
 
-# -- referrals -----------------------------------------------------------------------------------------------------
-referral_panel(studio.referrals.summary(user.id), settings)
 
-# -- admins only: the section is not even built for creators; the ledger checks the role again -----------------
+try:
+    balance = studio.ledger.balance(user.id)
+except LedgerError as exc:
+    error_state("Your wallet could not be loaded.", detail=str(exc))
+    st.stop()
+
+# Only the open tab is drawn (on_change="rerun"): each is a dozen elements or more and its own queries, and the
+# filters keep their values while another tab is open (persist_state="page"). The adjustment tab is not even
+# built for creators; the ledger checks the role again.
+sections = ["Credits", "History", "Invite friends"] + (["Adjust credits"] if user.is_admin else [])
+tabs = dict(zip(sections, st.tabs(sections, key="wallet_tab", on_change="rerun"), strict=True))
+with tabs["Credits"]:
+    if tabs["Credits"].open:
+        credits_section(balance)
+with tabs["History"]:
+    if tabs["History"].open:
+        history_section()
+with tabs["Invite friends"]:
+    if tabs["Invite friends"].open:
+        referral_panel(studio.referrals.summary(user.id), settings)
 if user.is_admin:
-    adjustment_section()
+    with tabs["Adjust credits"]:
+        if tabs["Adjust credits"].open:
+            adjustment_section()
+if (checkout := ss.get("wallet_checkout")) is not None:
+    card_dialog(checkout)  # whichever tab is open: a checkout in progress stays in front

@@ -43,6 +43,11 @@ def _metric(at, label: str) -> int:
     return int(next(m.value for m in at.metric if m.label == label).replace(",", ""))
 
 
+def _tab(at, name: str):
+    at.session_state["wallet_tab"] = name  # what clicking the tab sets; only the open tab is drawn
+    return run(at)
+
+
 def _history(at):
     return next(d.value for d in at.dataframe if "Balance after" in d.value.columns)
 
@@ -94,17 +99,21 @@ def test_new_user_sees_the_allowance_and_nothing_else(app_env):
             _metric(at, "Available")) == (30, 0, 0, 30)
     shown = texts(at)
     assert "renews on 01 " in shown and "Nothing spent this month" in shown  # empty chart state
+    assert "Receipts (0)" in [e.label for e in at.expander]
+    assert not at.dataframe  # the history is drawn only while its tab is open
+    # a creator never gets the admin section
+    assert [t.label for t in at.tabs] == ["Credits", "History", "Invite friends"]
+    _tab(at, "History")
     history = _history(at)
     assert history[["What", "Amount", "Bucket", "Balance after"]].values.tolist() == [
         ["Monthly allowance", 30, "Monthly allowance", 30]]
-    assert "Receipts (0)" in [e.label for e in at.expander]
-    assert not any(d.value.columns.tolist()[:1] == ["Receipt"] for d in at.dataframe)
+    assert not at.metric  # the balance is drawn only on its own tab
     # referral panel: the user's own code and link, nothing earned yet
+    _tab(at, "Invite friends")
     ada = studio.accounts.by_email(CREATOR)
     assert [cd.value for cd in at.code] == [ada.referral_code, f"http://localhost:8501/?ref={ada.referral_code}"]
     assert (_metric(at, "Friends joined"), _metric(at, "Credits earned")) == (0, 0)
-    # a creator never gets the admin section
-    assert "Adjust a user's credits" not in shown
+    assert "Adjust a user's credits" not in texts(at)
     assert not [w for w in at.text_input if w.key == "wallet_adjust_email"]
 
 
@@ -135,7 +144,6 @@ def test_sandbox_purchase_credits_the_pack_once_even_when_the_return_is_reloaded
     assert _metric(at, "Paid credits") == pack.total_credits
     shown = texts(at)
     assert pack.price_label in shown and "P-000001" in shown  # the receipt
-    assert _history(at)["What"].tolist()[0] == "Credit pack bought"
     assert not [d for d in at.dataframe if "Receipt" in d.value.columns]  # drawn only once opened
     at.session_state["wallet_receipts_open"] = True  # what opening it in the browser sets
     run(at)
@@ -156,6 +164,8 @@ def test_sandbox_purchase_credits_the_pack_once_even_when_the_return_is_reloaded
     at.button(key="wallet_receipt_done").click()
     run(at)
     assert "P-000001" not in texts(at) and not [b for b in at.button if b.key == "wallet_receipt_done"]
+    _tab(at, "History")
+    assert _history(at)["What"].tolist()[0] == "Credit pack bought"
     _books_balance(studio)
 
 
@@ -269,6 +279,7 @@ def test_history_filters_pages_and_csv_of_every_matching_entry(app_db, deferred_
     at, studio = _wallet()
     ada = studio.accounts.by_email(CREATOR)
     _fill_history(studio, ada.id)
+    _tab(at, "History")
     at.selectbox(key="wallet_page_size").select(10)
     run(at)
     assert len(_history(at)) == 10 and "Entries 1–10 of 29" in texts(at)
@@ -282,10 +293,10 @@ def test_history_filters_pages_and_csv_of_every_matching_entry(app_db, deferred_
 
     rows = list(csv.DictReader(io.StringIO(deferred_downloads[-1]())))
     assert len(rows) == 29  # all pages, not only the one on screen
-    assert sum(int(r["amount"]) for r in rows) == 30 + 15 + sum(range(1, 23)) - 3 == _metric(at, "Available")
+    assert sum(int(r["amount"]) for r in rows) == 30 + 15 + sum(range(1, 23)) - 3 == studio.ledger.balance(ada.id).available
     assert rows[0]["kind"] == "generation" and rows[0]["amount"] == "-1" and rows[0]["description"] == "Image generated"
     assert [r["memo"] for r in rows if "HYPERLINK" in r["memo"]] == ["'=HYPERLINK(\"http://evil\")"]  # no formulas
-    assert int(rows[0]["balance_after"]) == _metric(at, "Available")
+    assert int(rows[0]["balance_after"]) == studio.ledger.balance(ada.id).available
 
     # Filters: kinds (back to page 1), then dates.
     at.multiselect(key="wallet_kinds").select("generation")
@@ -333,6 +344,8 @@ def test_admin_grants_and_deducts_with_a_reason_once_per_confirmation(app_db):
     ada = c.user(studio, CREATOR, "Ada")
     studio.ledger.ensure_monthly_allowance(ada.id)
     run(at)
+    assert [t.label for t in at.tabs][-1] == "Adjust credits"
+    _tab(at, "Adjust credits")
     assert "Adjust a user's credits" in texts(at)
 
     _review(at, "nobody@example.com", 5, "typo")

@@ -293,8 +293,16 @@ def test_wallet_and_its_checkout(admin, axe_js):
     page = admin
     go(page, "Wallet")
     check(page, axe_js, Screen("wallet", keys=[
-        page.get_by_role("button", name="Buy for $5.00"), page.get_by_role("button", name="Download CSV"),
+        page.get_by_role("tab", name="Credits", exact=True), page.get_by_role("button", name="Buy for $5.00")]))
+    click_once(page.get_by_role("tab", name="History"))  # only the open tab is drawn
+    check(page, axe_js, Screen("wallet-history", keys=[
+        page.get_by_role("tab", name="History"), page.get_by_role("button", name="Download CSV")]))
+    click_once(page.get_by_role("tab", name="Invite friends"))
+    check(page, axe_js, Screen("wallet-referrals", keys=[page.get_by_role("tab", name="Invite friends")]))
+    click_once(page.get_by_role("tab", name="Adjust credits"))
+    check(page, axe_js, Screen("wallet-adjust", keys=[
         page.get_by_role("textbox", name="User's email"), page.get_by_role("button", name="Review adjustment")]))
+    click_once(page.get_by_role("tab", name="Credits", exact=True))
     click_once(page.get_by_role("button", name="Buy for $5.00"))
     dialog = page.get_by_role("dialog")
     check(page, axe_js, Screen("wallet-checkout", keys=[

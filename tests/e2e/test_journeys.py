@@ -189,10 +189,13 @@ def visitor_enhances_and_generates(j: Journey, page) -> str:
 def admin_sees_the_referral_bonus(j: Journey, page) -> None:
     go(page, "Wallet")  # a fresh run of the admin's page: the wallet bar is drawn again
     expect_available(page, 50)  # 30 + the 20-credit referral bonus, booked with the friend's first image
+    click_once(page.get_by_role("tab", name="Invite friends"))
     expect(metric(page, "Friends joined")).to_have_text("1")
     expect(metric(page, "Credits earned")).to_have_text("20")
-    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     shot(j, page, "05-admin-referral-bonus")
+    click_once(page.get_by_role("tab", name="History"))  # the bonus, line by line
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+    click_once(page.get_by_role("tab", name="Credits", exact=True))
 
 
 def visitor_buys_a_pack(j: Journey, page, browser) -> None:

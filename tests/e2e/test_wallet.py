@@ -37,6 +37,7 @@ def test_buy_a_pack_with_the_sandbox_card(app_server, page):
     screenshot(page, "wallet-receipt")
 
     # The history: the purchase on top; its CSV (made when the button is pressed) holds the same rows.
+    page.get_by_role("tab", name="History").click()
     expect(page.get_by_text("Entries 1–2 of 2")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
