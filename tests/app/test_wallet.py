@@ -413,3 +413,19 @@ def test_the_studio_links_to_the_wallet_when_a_tier_costs_more_than_is_available
     run(at)
     links = [(link.proto.label, link.proto.page) for link in at.get("page_link")]
     assert links == [("Buy credits in your Wallet", "wallet")]
+
+
+def test_the_history_filters_hold_while_another_tab_is_open(app_env):
+    at, studio = _wallet()
+    ada = studio.accounts.by_email(CREATOR)
+    _fill_history(studio, ada.id)
+    _tab(at, "History")
+    at.multiselect(key="wallet_kinds").select("generation")
+    at.selectbox(key="wallet_page_size").select(10)
+    run(at)
+    assert set(_history(at)["What"]) == {"Image generated"}
+    _tab(at, "Credits")
+    assert not at.dataframe and "wallet_kinds" not in {m.key for m in at.multiselect}
+    _tab(at, "History")
+    assert at.multiselect(key="wallet_kinds").value == ["generation"]
+    assert at.selectbox(key="wallet_page_size").value == 10 and set(_history(at)["What"]) == {"Image generated"}
