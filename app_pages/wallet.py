@@ -342,7 +342,8 @@ def history_section() -> None:
     custom = None
     if period == "custom":
         picked = dates_col.date_input("From – to (UTC, inclusive)", value=(today.replace(day=1), today),
-                                      max_value=today, key="wallet_dates", format="YYYY-MM-DD")
+                                      max_value=today, key="wallet_dates", format="YYYY-MM-DD",
+                                      persist_state="page")
         if isinstance(picked, tuple) and len(picked) == 2:
             custom = picked
         else:
