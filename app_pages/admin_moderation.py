@@ -71,18 +71,20 @@ def queue_view() -> None:
                     "reported first.", icon=":material/task_alt:")
         return
     waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_LISTED else len(queue)
-    shown = (f"{waiting} post{'s' if waiting != 1 else ''} to review" if waiting == len(queue) else
-             f"{waiting} posts to review; the {len(queue)} most reported are listed (decide on these and the "
-             "next ones move up)")
-    st.caption(f"{shown}, most reported first. Hide and Remove take a post out of the feed; Restore brings "
-               "it back; Dismiss keeps it as it is.")
+    shown = f"{waiting} post{'s' if waiting != 1 else ''} to review, most reported first" + (
+        "" if waiting == len(queue) else
+        f"; the {len(queue)} most reported are listed (decide on these and the next ones move up)")
+    st.caption(f"{shown}. Hide and Remove take a post out of the feed; Restore brings it back; Dismiss keeps it "
+               "as it is.")
     chosen = queue[0]
     if len(queue) > 1:
         table([{"Post": item.title, "Author": item.author_name, "Reports": len(item.reports),
                 "Reasons": ", ".join(f"{REASON_LABELS[r]} ×{n}" for r, n in item.reason_counts.items()),
                 "Status": item.status_label, "Posted": item.created_at.date()} for item in queue],
               ["Post", "Author", "Reports", "Reasons", "Status", "Posted"], hide_index=True, width="stretch",
-              key="mod_queue_table", column_config={"Posted": st.column_config.DateColumn(format="DD MMM YYYY")})
+              key="mod_queue_table", column_config={"Post": st.column_config.TextColumn(width="medium"),
+                                                    "Reasons": st.column_config.TextColumn(width="medium"),
+                                                    "Posted": st.column_config.DateColumn(format="DD MMM YYYY")})
         # a post decided on leaves the queue and the worst one is under review again; the label leaves out the
         # report count, which a new report would change under the admin's choice
         chosen = chooser("Post to review", {item.post_id: item for item in queue}, "mod_pick",
