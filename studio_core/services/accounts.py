@@ -25,7 +25,7 @@ from studio_core.services.paging import Page, decode_cursor, encode_cursor, page
 
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-USERS_PAGE_SIZE = 15  # Admin · Users: a page of rows of two buttons each; the search finds anyone else
+USERS_PAGE_SIZE = 15  # Admin · Users: a page of the table; the search finds anyone else
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes get read aloud and typed
 COMMON_PASSWORDS = {"password", "password1", "password123", "1234567890", "qwertyuiop", "letmein123",
                     "iloveyou12", "admin12345", "welcome123", "passw0rd12"}

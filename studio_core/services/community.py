@@ -57,7 +57,7 @@ REASON_LABELS = {"spam": "Spam", "nsfw": "Sexual or graphic content", "hateful":
                  "copyright": "Copyright infringement", "other": "Something else"}
 STATUS_LABELS = {"visible": "Published", "hidden": "Hidden pending review", "removed": "Removed by moderators",
                  "unpublished": "Unpublished"}
-PAGE_SIZE = 16  # four full rows of the grid
+PAGE_SIZE = 12  # full rows of the grid at 2, 3, 4 or 6 cards a row
 MAX_PAGE_SIZE = 100
 TITLE_MAX = 120
 DETAILS_MAX = 1000

@@ -27,7 +27,7 @@ from studio_core.services.paging import Page, decode_cursor, encode_cursor, page
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 16  # four full rows of the grid
+PAGE_SIZE = 12  # full rows of the grid at 2, 3, 4 or 6 cards a row
 MAX_PAGE_SIZE = 100
 SORTS = {"newest": "Newest first", "oldest": "Oldest first"}
 STATUS_FILTERS = {"succeeded": "Finished", "failed": "Failed", "canceled": "Canceled", "active": "In progress"}

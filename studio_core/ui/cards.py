@@ -18,7 +18,7 @@ from studio_core.services.community import RemixOrigin
 from studio_core.services.paging import BadCursor
 from studio_core.ui.widgets import plain
 
-CARD_WIDTH = 224  # px: four cards a row in the wide layout on a laptop, more on a wide screen, one on a phone
+CARD_WIDTH = 224  # px: three or four cards a row on a laptop (1400-1600 px), more on a wide screen, one on a phone
 STATUS_COLORS = {"visible": "green", "hidden": "orange", "removed": "red", "unpublished": "gray"}
 
 
