@@ -180,7 +180,6 @@ if not board.has_activity:
     st.stop()
 
 # -- usage ----------------------------------------------------------------------------------------------------
-st.header("Usage")
 
 
 def active_users_chart() -> None:
@@ -230,11 +229,12 @@ def funnel_chart() -> None:
           caption=f"What people did with an enhancement: {choices}." if choices else None)
 
 
-two(active_users_chart, funnel_chart)
-two(generations_chart, tiers_chart)
+def usage_section() -> None:
+    two(active_users_chart, funnel_chart)
+    two(generations_chart, tiers_chart)
+
 
 # -- reliability ----------------------------------------------------------------------------------------------
-st.header("Reliability and speed")
 
 
 def failure_chart() -> None:
@@ -269,11 +269,12 @@ def latency_chart() -> None:
           caption="From the click on Confirm to the finished image, successful generations only.")
 
 
-two(failure_chart, errors_chart)
-latency_chart()
+def reliability_section() -> None:
+    two(failure_chart, errors_chart)
+    latency_chart()
+
 
 # -- money ----------------------------------------------------------------------------------------------------
-st.header("Credits and revenue")
 
 
 OUTFLOWS = ("spent", "expired")
@@ -301,10 +302,11 @@ def revenue_chart() -> None:
           y_label=f"Revenue ({currency})", over_time=True)
 
 
-two(credits_chart, revenue_chart)
+def money_section() -> None:
+    two(credits_chart, revenue_chart)
+
 
 # -- templates ------------------------------------------------------------------------------------------------
-st.header("Templates and categories")
 
 
 def template_chart() -> None:
@@ -330,13 +332,14 @@ def category_chart() -> None:
           empty="No template was used in this range.", x_label="Category", y_label="Count")
 
 
-two(template_chart, category_chart)
-if not board.templates.empty:
-    table(board.templates.records(), board.templates.columns, hide_index=True, key="templates_table",
-                 column_config={"success_rate": st.column_config.NumberColumn("success rate", format="percent")})
+def templates_section() -> None:
+    two(template_chart, category_chart)
+    if not board.templates.empty:
+        table(board.templates.records(), board.templates.columns, hide_index=True, key="templates_table",
+              column_config={"success_rate": st.column_config.NumberColumn("success rate", format="percent")})
+
 
 # -- community ------------------------------------------------------------------------------------------------
-st.header("Community")
 
 
 def community_chart() -> None:
@@ -369,4 +372,18 @@ def moderation_chart() -> None:
           "reported", y_label="Hours", caption=caption, over_time=True)
 
 
-two(community_chart, moderation_chart)
+def community_section() -> None:
+    two(community_chart, moderation_chart)
+
+
+# -- the sections ---------------------------------------------------------------------------------------------
+# One tab at a time, each drawn only while open (on_change="rerun"): thirteen charts and a table on every click
+# of the page would cost it several times the rest. The headline figures above stay on every tab.
+SECTIONS = {"Usage": usage_section, "Reliability and speed": reliability_section,
+            "Credits and revenue": money_section, "Templates and categories": templates_section,
+            "Community": community_section}
+for tab, section in zip(st.tabs(list(SECTIONS), key="analytics_tab", on_change="rerun"), SECTIONS.values(),
+                        strict=True):
+    with tab:
+        if tab.open:
+            section()
