@@ -19,7 +19,7 @@ from studio_core.services.accounts import AccessDenied
 from studio_core.services.analytics import Dashboard, InvalidPeriod, Kpi, Period, Table
 from studio_core.ui.charts import kept_figure
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import empty_state, error_state, table
+from studio_core.ui.widgets import empty_state, error_state, lazy_tabs, table
 
 admin = require_admin()
 studio = get_studio()
@@ -379,11 +379,6 @@ def community_section() -> None:
 # -- the sections ---------------------------------------------------------------------------------------------
 # One tab at a time, each drawn only while open (on_change="rerun"): thirteen charts and a table on every click
 # of the page would cost it several times the rest. The headline figures above stay on every tab.
-SECTIONS = {"Usage": usage_section, "Reliability and speed": reliability_section,
-            "Credits and revenue": money_section, "Templates and categories": templates_section,
-            "Community": community_section}
-for tab, section in zip(st.tabs(list(SECTIONS), key="analytics_tab", on_change="rerun"), SECTIONS.values(),
-                        strict=True):
-    with tab:
-        if tab.open:
-            section()
+lazy_tabs({"Usage": usage_section, "Reliability and speed": reliability_section,
+           "Credits and revenue": money_section, "Templates and categories": templates_section,
+           "Community": community_section}, key="analytics_tab")

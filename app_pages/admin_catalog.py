@@ -11,7 +11,7 @@ from studio_core.services.accounts import AccessDenied
 from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, UsageReport, fill_pattern
 from studio_core.ui.cards import counted, shorten, status_badge
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import chooser, empty_state, error_state, plain, table
+from studio_core.ui.widgets import chooser, empty_state, error_state, lazy_tabs, plain, table
 
 admin = require_admin()
 studio = get_studio()
@@ -31,11 +31,18 @@ def attempt(action, *args, done: str = "", **kwargs) -> None:
             ss.catalog_done = done
 
 
-def order_buttons(kind: str, item_id: int, move, first: bool, last: bool) -> None:
-    st.button("", key=f"{kind}_up_{item_id}", icon=":material/arrow_upward:", disabled=first,
-              on_click=attempt, args=(move, item_id, -1), help="Move up")
-    st.button("", key=f"{kind}_down_{item_id}", icon=":material/arrow_downward:", disabled=last,
-              on_click=attempt, args=(move, item_id, 1), help="Move down")
+def title_row(kind: str, item, title: str, *, move, set_active, first: bool, last: bool) -> None:
+    """A template's or a category's name, its inactive badge, Move up / Move down and (De)activate."""
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.markdown(f"**{plain(title)}**", width="stretch")
+        if not item.active:
+            status_badge("unpublished", "Inactive: hidden from the studio")
+        st.button("", key=f"{kind}_up_{item.id}", icon=":material/arrow_upward:", disabled=first,
+                  on_click=attempt, args=(move, item.id, -1), help="Move up")
+        st.button("", key=f"{kind}_down_{item.id}", icon=":material/arrow_downward:", disabled=last,
+                  on_click=attempt, args=(move, item.id, 1), help="Move down")
+        st.button("Deactivate" if item.active else "Activate", key=f"{kind}_active_{item.id}",
+                  on_click=attempt, args=(set_active, item.id, not item.active))
 
 
 def save_template(template_id: int, fields: dict) -> None:
@@ -138,13 +145,8 @@ def template_panel(t, siblings: list, usage: TemplateUsage, categories: list, ca
     """The chosen template: reorder within its category, activate / deactivate, and its editor."""
     i = [s.id for s in siblings].index(t.id)
     with st.container(border=True):
-        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-            st.markdown(f"**{plain(t.title)}**", width="stretch")
-            if not t.active:
-                status_badge("unpublished", "Inactive: hidden from the studio")
-            order_buttons("tpl", t.id, catalog.move_template, i == 0, i == len(siblings) - 1)
-            st.button("Deactivate" if t.active else "Activate", key=f"tpl_active_{t.id}",
-                      on_click=attempt, args=(catalog.set_template_active, t.id, not t.active))
+        title_row("tpl", t, t.title, move=catalog.move_template, set_active=catalog.set_template_active,
+                  first=i == 0, last=i == len(siblings) - 1)
         st.caption(plain(shorten(t.prompt_pattern, 160)) + "  \n" + usage_text(usage))
         edit = lazy_expander("Edit", f"tpl_edit_{t.id}")
         with edit:
@@ -203,13 +205,8 @@ def categories_tab(categories: list) -> None:
         empty_state("No categories yet", "Create the first one above.", icon=":material/category:")
     for i, c in enumerate(categories):
         with st.container(border=True):
-            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                st.markdown(f"**{plain(c.name)}**", width="stretch")
-                if not c.active:
-                    status_badge("unpublished", "Inactive: hidden from the studio")
-                order_buttons("cat", c.id, catalog.move_category, i == 0, i == len(categories) - 1)
-                st.button("Deactivate" if c.active else "Activate", key=f"cat_active_{c.id}", on_click=attempt,
-                          args=(catalog.set_category_active, c.id, not c.active))
+            title_row("cat", c, c.name, move=catalog.move_category, set_active=catalog.set_category_active,
+                      first=i == 0, last=i == len(categories) - 1)
             # a slug is [a-z0-9-] (safe as it is); the description is the admin's own text
             st.caption(c.slug + (f" · {plain(c.description)}" if c.description else ""))
             edit = lazy_expander("Edit", f"cat_edit_{c.id}")
@@ -229,12 +226,7 @@ if done := ss.pop("catalog_done", None):
 try:
     all_categories = catalog.categories(include_inactive=True)
     # Only the open tab is drawn (on_change="rerun"): each is dozens of buttons.
-    templates_view, categories_view = st.tabs(["Templates", "Categories"], key="catalog_tab", on_change="rerun")
-    with templates_view:
-        if templates_view.open:
-            templates_tab(all_categories)
-    with categories_view:
-        if categories_view.open:
-            categories_tab(all_categories)
+    lazy_tabs({"Templates": lambda: templates_tab(all_categories),
+               "Categories": lambda: categories_tab(all_categories)}, key="catalog_tab")
 except AccessDenied as exc:
     error_state(str(exc))

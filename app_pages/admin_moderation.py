@@ -8,7 +8,7 @@ from studio_core.services.community import REASON_LABELS, CommunityError
 from studio_core.services.moderation import ACTIONS
 from studio_core.ui.cards import card_heading, load_page, pager, picture, status_badge
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import chooser, empty_state, error_state, table
+from studio_core.ui.widgets import chooser, empty_state, error_state, lazy_tabs, table
 
 admin = require_admin()
 studio = get_studio()
@@ -113,12 +113,6 @@ if done := ss.pop("mod_done", None):
 try:
     open_reports = studio.moderation.open_report_count(admin)
     # Only the open tab is drawn (on_change="rerun"): a decision need not rebuild the history's table.
-    queue_tab, history_tab = st.tabs([f"Queue ({open_reports})", "History"], key="mod_tab", on_change="rerun")
-    with queue_tab:
-        if queue_tab.open:
-            queue_view()
-    with history_tab:
-        if history_tab.open:
-            history_view()
+    lazy_tabs({f"Queue ({open_reports})": queue_view, "History": history_view}, key="mod_tab")
 except AccessDenied as exc:
     error_state(str(exc))

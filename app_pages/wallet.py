@@ -44,7 +44,7 @@ from studio_core.ui.wallet import (
     test_cards_help,
     wallet_url,
 )
-from studio_core.ui.widgets import empty_state, error_state, plain
+from studio_core.ui.widgets import empty_state, error_state, lazy_tabs, plain
 
 user = require_user()
 studio = get_studio()
@@ -378,20 +378,10 @@ except LedgerError as exc:
 # Only the open tab is drawn (on_change="rerun"): each is a dozen elements or more and its own queries, and the
 # filters keep their values while another tab is open (persist_state="page"). The adjustment tab is not even
 # built for creators; the ledger checks the role again.
-sections = ["Credits", "History", "Invite friends"] + (["Adjust credits"] if user.is_admin else [])
-tabs = dict(zip(sections, st.tabs(sections, key="wallet_tab", on_change="rerun"), strict=True))
-with tabs["Credits"]:
-    if tabs["Credits"].open:
-        credits_section(balance)
-with tabs["History"]:
-    if tabs["History"].open:
-        history_section()
-with tabs["Invite friends"]:
-    if tabs["Invite friends"].open:
-        referral_panel(studio.referrals.summary(user.id), settings)
+sections = {"Credits": lambda: credits_section(balance), "History": history_section,
+            "Invite friends": lambda: referral_panel(studio.referrals.summary(user.id), settings)}
 if user.is_admin:
-    with tabs["Adjust credits"]:
-        if tabs["Adjust credits"].open:
-            adjustment_section()
+    sections["Adjust credits"] = adjustment_section
+lazy_tabs(sections, key="wallet_tab")
 if (checkout := ss.get("wallet_checkout")) is not None:
     card_dialog(checkout)  # whichever tab is open: a checkout in progress stays in front

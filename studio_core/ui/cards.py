@@ -109,8 +109,10 @@ def _local_source(path: str, size: int, _mtime_ns: int) -> tuple[str | bytes, st
     from PIL import Image
 
     try:
-        with open(path, "rb") as fh:
-            data = fh.read() if size <= DATA_URL_MAX_BYTES else None
+        data = None
+        if size <= DATA_URL_MAX_BYTES:
+            with open(path, "rb") as fh:
+                data = fh.read()
         with Image.open(io.BytesIO(data) if data is not None else path) as img:
             if data is not None and img.format in _BROWSER_FORMATS:
                 return f"data:{_BROWSER_FORMATS[img.format]};base64,{base64.b64encode(data).decode()}", "auto"

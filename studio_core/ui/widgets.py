@@ -44,6 +44,15 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], **dataframe
 T = TypeVar("T")
 
 
+def lazy_tabs(sections: Mapping[str, Callable[[], None]], key: str) -> None:
+    """Tabs of which only the open one is drawn: a click on a tab reruns the page (``on_change="rerun"``) and
+    ``.open`` says which one is open, so the others cost a run nothing. ``sections``: label -> what it draws."""
+    for tab, draw in zip(st.tabs(list(sections), key=key, on_change="rerun"), sections.values(), strict=True):
+        with tab:
+            if tab.open:
+                draw()
+
+
 def chooser(label: str, items: Mapping[Hashable, T], key: str, describe: Callable[[T], str]) -> T:
     """The one of ``items`` (by id, in their order; not empty) to work on, as a select box: the admin lists'
     "Template to change", "User to change", "Post to review". A choice that is no longer among them (decided on,

@@ -29,13 +29,19 @@ def _shown(at) -> list[str]:
     return [b.key for b in at.button if b.key and b.key.startswith("gallery_open_")]
 
 
-def test_filters_are_drawn_only_while_open_and_keep_applying_when_closed(app_env):
+def _fox_and_storm():
+    """My Creations with a finished image and one that did not finish (a canceled job: never charged)."""
     at = _gallery()
     studio = c.backend()
     ada = c.user(studio, "ada@example.com")
     fox = c.image(studio, ada, "a red fox in the snow")
     failed = c.image(studio, ada, "a storm that never came", fail=True)
     run(at)
+    return at, fox, failed
+
+
+def test_filters_are_drawn_only_while_open_and_keep_applying_when_closed(app_env):
+    at, fox, failed = _fox_and_storm()
     assert "gallery_status" not in {m.key for m in at.multiselect}  # closed: not drawn
     at.session_state["gallery_filters_open"] = True  # what opening it in the browser sets
     run(at)
@@ -58,12 +64,7 @@ def test_filters_are_drawn_only_while_open_and_keep_applying_when_closed(app_env
 
 
 def test_grid_shows_finished_and_failed_images_and_searches_prompts(app_env):
-    at = _gallery()
-    studio = c.backend()
-    ada = c.user(studio, "ada@example.com")
-    fox = c.image(studio, ada, "a red fox in the snow")
-    failed = c.image(studio, ada, "a storm that never came", fail=True)
-    run(at)
+    at, fox, failed = _fox_and_storm()
     shown = texts(at)
     assert "2 images" in shown
     assert any("Not charged" in e.value for e in at.error)  # the failed job, with its reason
