@@ -25,7 +25,9 @@ run, ...; the order shuffled every round, so whatever else the machine does weig
 
 Each page is timed two ways every round: *arrive* (``switch_page`` to it from another page, then run: a click
 in the navigation, which also records the page view, a write) and *rerun* (run it again where it is: what any
-widget interaction on it costs before the widget's own work). Also printed, as medians: the time inside
+widget interaction on it costs before the widget's own work). ``--floor`` also times each grid page (Community,
+My Creations) with its grid drawing nothing ("no cards"), beside the real one: the page's filters, its query
+and the shell alone, i.e. what no way of drawing the cards can go under. Also printed, as medians: the time inside
 ``page.run()`` (the page script itself), the elements it sent (deltas: elements and layout blocks) and the SQL
 statements the script thread ran.
 
@@ -72,6 +74,8 @@ RUN_TIMEOUT = 120
 SHELL_ONE_LINE = "one-line page"  # the label of the one-line page through the shell
 CREATOR_PAGES = (("studio.py", "Studio"), ("wallet.py", "Wallet"), ("prompt_lab.py", "Prompt Lab"),
                  ("gallery.py", "My Creations"), ("community.py", "Community"), ("account.py", "Account"))
+GRID_PAGES = ("My Creations", "Community")
+NO_CARDS = " · no cards"  # the label suffix of a grid page timed with its grid drawing nothing (--floor)
 ADMIN_PAGES = (("admin_moderation.py", "Moderation"), ("admin_catalog.py", "Catalog"),
                ("admin_users.py", "Users"), ("admin_analytics.py", "Analytics"))
 
@@ -89,6 +93,23 @@ class Probe:
 
 
 PROBE = Probe()
+
+
+class Cards:
+    drawn = True  # False while a "no cards" variant runs
+
+
+def install_card_switch() -> None:
+    """The grid pages import ``cards.grid`` on every run, so a wrapper here decides per run whether it draws."""
+    from studio_core.ui import cards
+
+    grid = cards.grid
+
+    def switched(items, render) -> None:
+        if Cards.drawn:
+            grid(items, render)
+
+    cards.grid = switched
 
 
 def _script_thread() -> bool:
@@ -220,6 +241,7 @@ def measure(sessions: dict[str, object], plan: list[tuple[str, str, str]], round
         rng.shuffle(order)
         for role, page, label in order:
             at = sessions[role]
+            Cards.drawn = not label.endswith(NO_CARDS)
             if where.get(role) == page:  # arriving means coming from another page
                 elsewhere = "app_pages/account.py" if not page.endswith("account.py") else "app_pages/studio.py"
                 at.switch_page(elsewhere)
@@ -246,7 +268,7 @@ def report(baseline: list[float], runs: Runs, plan: list[tuple[str, str, str]]) 
         shell = med[(role, SHELL_ONE_LINE)]
         print(f"one-line page through the app shell, as the {role}: arrive {shell['arrive'] * 1000:.1f} ms "
               f"({shell['arrive'] / base:.2f}x), rerun {shell['rerun'] * 1000:.1f} ms ({shell['rerun'] / base:.2f}x)")
-    print(f"\n{'page':<14}{'as':<11}{'arrive':>8}{'x 1-line':>9}{'x shell':>8}{'rerun':>9}{'x 1-line':>9}"
+    print(f"\n{'page':<25}{'as':<11}{'arrive':>8}{'x 1-line':>9}{'x shell':>8}{'rerun':>9}{'x 1-line':>9}"
           f"{'x shell':>8}{'page.run()':>11}{'elements':>9}{'SQL':>5}")
     met = met_shell = total = 0
     for role, _page, label in plan:
@@ -263,7 +285,7 @@ def report(baseline: list[float], runs: Runs, plan: list[tuple[str, str, str]]) 
         ok_shell = arrive / shell["arrive"] <= TARGET and rerun / shell["rerun"] <= TARGET
         met += ok
         met_shell += ok_shell
-        print(f"{label:<14}{role:<11}{arrive * 1000:>6.1f}ms{arrive / base:>8.2f}x{arrive / shell['arrive']:>7.2f}x"
+        print(f"{label:<25}{role:<11}{arrive * 1000:>6.1f}ms{arrive / base:>8.2f}x{arrive / shell['arrive']:>7.2f}x"
               f"{rerun * 1000:>7.1f}ms{rerun / base:>8.2f}x{rerun / shell['rerun']:>7.2f}x"
               f"{inside * 1000:>9.1f}ms{elements:>9.0f}{sql_n:>5.0f}"
               f"{'' if ok else '   MISSED' + ('' if ok_shell else ' (and x shell)')}")
@@ -282,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="measured rounds (the median is reported)")
     parser.add_argument("--user", help="the heavy user's email (default: the history account with most images)")
     parser.add_argument("--pages", help="only these pages (comma-separated labels, e.g. Wallet,Community)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time each grid page with its grid drawing nothing (labelled 'no cards')")
     parser.add_argument("--recompile", action="store_true",
                         help="compile the scripts on every run, as plain AppTest does (the server does it once)")
     args = parser.parse_args(argv)
@@ -298,8 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         plan = [(role, str(ROOT / "app_pages" / file), label)
                 for role, pages in (("heavy user", CREATOR_PAGES), ("admin", CREATOR_PAGES + ADMIN_PAGES))
                 for file, label in pages if wanted is None or label in wanted]
+        if args.floor:
+            plan += [(role, page, label + NO_CARDS) for role, page, label in plan if label in GRID_PAGES]
         plan += [(role, str(one_line_page), SHELL_ONE_LINE) for role in dict.fromkeys(r for r, _, _ in plan)]
         install_probes()
+        install_card_switch()
         register_one_line_page(one_line_page)
         if not args.recompile:
             compile_once()
