@@ -28,7 +28,7 @@ from studio_core.ui.generation import recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
-from studio_core.ui.widgets import empty_state, error_state
+from studio_core.ui.widgets import empty_state, error_state, keep_choice
 
 user = require_user()
 studio = get_studio()
@@ -175,6 +175,7 @@ if sort == "top":
 text = search_col.text_input("Search", key="community_text", placeholder="titles and prompts", max_chars=200)
 category_col, mine_col = st.columns([2, 5], vertical_alignment="bottom")
 categories = {None: "All categories", **{c.id: c.name for c in studio.catalog.categories(include_inactive=True)}}
+keep_choice("community_category", list(categories))
 category = category_col.selectbox("Category", list(categories), format_func=categories.get,
                                   key="community_category")
 mine = mine_col.toggle("Only my posts", key="community_mine",

@@ -20,7 +20,7 @@ from studio_core.ui.generation import STATUS_LABEL, job_image, recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
-from studio_core.ui.widgets import empty_state, error_state
+from studio_core.ui.widgets import empty_state, error_state, keep_choice
 
 user = require_user()
 studio = get_studio()
@@ -177,6 +177,7 @@ def filter_fields() -> None:
     tiers = {None: "Any tier", **{t.name: t.label for t in studio.settings.tiers.values()}}
     tier_col.selectbox("Tier", list(tiers), format_func=tiers.get, key="gallery_tier", persist_state="page")
     templates = {None: "Any template", **{t.id: t.title for t in studio.catalog.templates(include_inactive=True)}}
+    keep_choice("gallery_template", list(templates))
     template_col.selectbox("Template", list(templates), format_func=templates.get, key="gallery_template",
                            persist_state="page")
     date_col, published_col = st.columns([2, 1])

@@ -2,6 +2,7 @@
 
 import functools
 from datetime import UTC, datetime
+from operator import attrgetter
 
 import streamlit as st
 
@@ -28,7 +29,7 @@ from studio_core.ui.generation import (
 from studio_core.ui.remix import open_in_studio, remix_banner
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
-from studio_core.ui.widgets import empty_state
+from studio_core.ui.widgets import empty_state, keep_choice
 
 user = require_user()
 studio = get_studio()
@@ -184,9 +185,11 @@ with create:
             empty_state("No templates yet", "An admin can add templates in the catalog.")
         else:
             cat_col, tpl_col = st.columns(2)
+            keep_choice("studio_category", categories, ident=attrgetter("id"))
             category = cat_col.selectbox("Category", categories, format_func=lambda c: c.name,
                                          key="studio_category")
             templates = studio.catalog.templates(category.id)
+            keep_choice("studio_template_pick", templates, ident=attrgetter("id"))
             template = tpl_col.selectbox("Template", templates, format_func=lambda t: t.title,
                                          key="studio_template_pick") if templates else None
             if template is not None:

@@ -53,12 +53,31 @@ def lazy_tabs(sections: Mapping[str, Callable[[], None]], key: str) -> None:
                 draw()
 
 
+def keep_choice(key: str, options: Sequence[Any], ident: Callable[[Any], Hashable] = lambda option: option) -> None:
+    """Call before drawing the select box ``key`` over ``options``. The browser knows a select box's choice by
+    its label, so once the chosen option is renamed (an admin renames a template or a category, perhaps in
+    another session) the next click would fall back to the first option. Setting the choice again, as the
+    option with the same ``ident`` now is, keeps it; a choice no longer offered is let go (the box shows its
+    default)."""
+    ss = st.session_state
+    if key not in ss:
+        return
+    chosen = ss[key]
+    if chosen is None and None in options:  # "All categories", "Any template": nothing to rename
+        return
+    offered = {ident(option): option for option in options if option is not None}
+    wanted = None if chosen is None else ident(chosen)
+    if wanted in offered:
+        ss[key] = offered[wanted]
+    else:
+        del ss[key]
+
+
 def chooser(label: str, items: Mapping[Hashable, T], key: str, describe: Callable[[T], str]) -> T:
     """The one of ``items`` (by id, in their order; not empty) to work on, as a select box: the admin lists'
     "Template to change", "User to change", "Post to review". A choice that is no longer among them (decided on,
     on another page of the list, in another category) falls back to the first."""
-    if st.session_state.get(key) not in items:
-        st.session_state.pop(key, None)
+    keep_choice(key, list(items))
     chosen = st.selectbox(label, list(items), key=key, format_func=lambda item_id: describe(items[item_id]))
     return items[chosen]
 

@@ -115,3 +115,15 @@ def test_a_published_remix_links_to_its_source_and_counts_on_it(app_env):
     link = links["Remixed from “Harbour at dusk” by Ada"]
     assert link.page.endswith("community") and f"post={source}" in link.query_string
     assert remix_post != source
+
+
+def test_a_chosen_category_stays_chosen_when_an_admin_renames_it(app_env):
+    at = _community()  # Bob, the first account: an admin too, but the rename comes from elsewhere
+    studio = c.backend()
+    category = studio.catalog.categories()[2]
+    at.selectbox(key="community_category").set_value(category.id)
+    run(at)
+    studio.catalog.update_category(c.first_admin(studio), category.id, "Still lifes", category.description)
+    run(at)  # the next click sends the old label
+    box = at.selectbox(key="community_category")
+    assert box.value == category.id and box.options[box.index] == "Still lifes"

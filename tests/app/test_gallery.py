@@ -125,3 +125,18 @@ def test_remix_opens_the_studio_with_the_recipe(app_env):
     at.button(key="studio_not_remix").click()
     run(at)
     assert "Remix of" not in texts(at)
+
+
+def test_a_template_filter_stays_chosen_when_an_admin_renames_the_template(app_env):
+    at, _fox, _failed = _fox_and_storm()
+    studio = c.backend()
+    template = studio.catalog.templates()[3]
+    at.session_state["gallery_filters_open"] = True
+    run(at)
+    at.selectbox(key="gallery_template").set_value(template.id)
+    run(at)
+    studio.catalog.update_template(c.first_admin(studio), template.id, category_id=template.category_id,
+                                   title="Renamed template", prompt_pattern=template.prompt_pattern)
+    run(at)  # the next click sends the old label
+    box = at.selectbox(key="gallery_template")
+    assert box.value == template.id and box.options[box.index] == "Renamed template"

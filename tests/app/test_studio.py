@@ -190,3 +190,28 @@ def test_while_replicate_is_down_people_keep_working_on_the_offline_renderer(app
         at.radio(key="studio_renderer").set_value("replicate")  # back to the real thing in one click
         run(at)
         assert "Images: Replicate · SDXL" in texts(at)
+
+
+def test_a_chosen_template_and_category_stay_chosen_when_an_admin_renames_them(app_env):
+    """The browser knows a select box's choice by its label: a rename elsewhere must not reset the choice."""
+    from tests.app import _community as c
+
+    at = _studio()
+    studio, admin = c.backend(), c.first_admin(c.backend())
+    category = studio.catalog.categories()[1]
+    at.selectbox(key="studio_category").set_value(category)
+    run(at)
+    template = studio.catalog.templates(category.id)[1]
+    at.selectbox(key="studio_template_pick").set_value(template)
+    run(at)
+    studio.catalog.update_category(admin, category.id, category.name + " (renamed)", category.description)
+    studio.catalog.update_template(admin, template.id, category_id=category.id, title=template.title + " v2",
+                                   prompt_pattern=template.prompt_pattern, negative_prompt=template.negative_prompt,
+                                   style_notes=template.style_notes, default_tier=template.default_tier)
+    run(at)  # the next click sends the old labels
+    assert at.selectbox(key="studio_category").value.id == category.id
+    assert at.selectbox(key="studio_category").value.name == category.name + " (renamed)"
+    assert at.selectbox(key="studio_template_pick").value.id == template.id
+    assert at.selectbox(key="studio_template_pick").value.title == template.title + " v2"
+    run(at)
+    assert at.selectbox(key="studio_template_pick").value.title == template.title + " v2"
