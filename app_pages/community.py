@@ -104,7 +104,7 @@ def card(post) -> None:
     card_heading(post.title, f"by {post.author_name}", post.category_name,
                  counted(post.remix_count, "remix") if post.remix_count else None)
     if post.remixed_from is not None and post.remixed_from.post_id is not None:
-        remix_link(post.remixed_from)
+        remix_link(post.remixed_from, in_card=True)
     if not post.is_visible:
         status_badge(post.status, post.status_label)
     with st.container(horizontal=True, gap="small"):

@@ -163,12 +163,17 @@ def card_heading(title: str, *meta: str | None, bold: bool = True) -> None:
         st.caption(plain(shorten(title, 80)) + "  \n" + meta_text(*meta))
 
 
-def remix_link(origin: RemixOrigin | None) -> None:
-    """"Remixed from “Title” by Ada": a link to the source post when the viewer may open it, else plain text."""
+CARD_LINK_CHARS = 22  # what a card's one-line link shows of its label before "…" (a pill cuts it off mid-letter)
+
+
+def remix_link(origin: RemixOrigin | None, *, in_card: bool = False) -> None:
+    """"Remixed from “Title” by Ada": a link to the source post when the viewer may open it, else plain text.
+    In a card, "Remix of “Title…”" on one line, the whole label on hover."""
     if origin is None:
         return
     if origin.post_id is not None:
-        st.page_link("app_pages/community.py", label=plain(origin.label), icon=":material/autorenew:",
-                     query_params={"post": str(origin.post_id)})
+        label = shorten(f"Remix of “{origin.title}”", CARD_LINK_CHARS) if in_card else origin.label
+        st.page_link("app_pages/community.py", label=plain(label), icon=":material/autorenew:",
+                     query_params={"post": str(origin.post_id)}, help=plain(origin.label) if in_card else None)
     else:
         st.caption(plain(origin.label))

@@ -111,9 +111,15 @@ def test_a_published_remix_links_to_its_source_and_counts_on_it(app_env):
     run(at)
     assert "by Ada · 1 remix" in texts(at)  # on the source's card (it has no category)
     # the label is Markdown-escaped (a title is user text); the link opens the source post
+    # on the card one line (a long title is cut with "…"), the whole label on hover
     links = {link.label.replace("\\", ""): link.proto for link in at.page_link}
-    link = links["Remixed from “Harbour at dusk” by Ada"]
+    link = links["Remix of “Harbour at…"]
+    assert link.help.replace("\\", "") == "Remixed from “Harbour at dusk” by Ada"
     assert link.page.endswith("community") and f"post={source}" in link.query_string
+    at.button(key=f"open_{remix_post}").click()  # the remix's own view: the whole label
+    run(at)
+    links = {link.label.replace("\\", ""): link.proto for link in at.page_link}
+    assert f"post={source}" in links["Remixed from “Harbour at dusk” by Ada"].query_string
     assert remix_post != source
 
 
