@@ -6,7 +6,7 @@ import streamlit as st
 from studio_core.services.accounts import AccessDenied
 from studio_core.services.community import REASON_LABELS, CommunityError
 from studio_core.services.moderation import ACTIONS
-from studio_core.ui.cards import card_heading, load_page, pager, picture, status_badge
+from studio_core.ui.cards import card_heading, counted, load_page, pager, picture, status_badge
 from studio_core.ui.session import get_studio, require_admin
 from studio_core.ui.widgets import chooser, empty_state, error_state, lazy_tabs, table
 
@@ -71,7 +71,8 @@ def queue_view() -> None:
                     "reported first.", icon=":material/task_alt:")
         return
     waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_LISTED else len(queue)
-    shown = f"{waiting} post{'s' if waiting != 1 else ''} to review, most reported first" + (
+    # the navigation and the tab count reports; say how many posts they fall on, so the two figures agree
+    shown = f"{counted(open_reports, 'open report')} on {counted(waiting, 'post')}, most reported first" + (
         "" if waiting == len(queue) else
         f"; the {len(queue)} most reported are listed (decide on these and the next ones move up)")
     st.caption(f"{shown}. Hide and Remove take a post out of the feed; Restore brings it back; Dismiss keeps it "

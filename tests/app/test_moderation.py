@@ -78,7 +78,7 @@ def test_a_long_queue_is_a_table_worst_first_with_one_post_under_review(app_env,
     run(at)
     queue = at.dataframe[0].value
     assert len(queue) == 12 and queue.iloc[0][["Post", "Reports"]].tolist() == ["Post 11", 2]
-    assert "12 posts to review, most reported first" in texts(at)
+    assert "13 open reports on 12 posts, most reported first" in texts(at)
     notes = [t.key for t in at.text_input if t.key.startswith("mod_note_")]
     assert notes == [f"mod_note_{posts[-1]}"]  # one post under review: the worst
     assert studio.moderation.waiting_posts(c.first_admin(studio)) == 12

@@ -290,7 +290,7 @@ def admin_moderates(j: Journey, page) -> None:
     go(page, "Account")  # any run rebuilds the navigation, which counts open reports
     go(page, "Moderation (1)", "Moderation")
     expect(page.get_by_role("tab", name="Queue (1)")).to_be_visible()
-    expect(page.get_by_text("1 post to review", exact=False)).to_be_visible()
+    expect(page.get_by_text("1 open report on 1 post", exact=False)).to_be_visible()
     expect(page.get_by_text("1 open report: Spam ×1")).to_be_visible()
     expect(page.get_by_text(REPORT, exact=False)).to_be_attached()
     expect(page.get_by_role("img", name=f"Reported image: {TITLE}")).to_be_visible()
