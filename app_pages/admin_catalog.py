@@ -131,13 +131,16 @@ def templates_table(templates: list, names: dict, usage: UsageReport) -> None:
         used = usage.of(t.id)
         rows.append({"Template": t.title, "Category": names.get(t.category_id, ""),
                      "Status": "Active" if t.active else "Inactive", "Used": used.generations,
-                     "Succeeded": used.success_rate, "Posts": used.publishes, "Likes": used.likes})
+                     "Succeeded": None if used.success_rate is None else round(100 * used.success_rate, 1),
+                     "Posts": used.publishes, "Likes": used.likes})
     table(rows, TEMPLATE_COLUMNS, hide_index=True, width="stretch", key="catalog_templates_table",
           column_config={
-              "Used": st.column_config.NumberColumn(help="Generations started from the template"),
-              "Succeeded": st.column_config.NumberColumn(format="percent", help="Of its finished generations"),
-              "Posts": st.column_config.NumberColumn(help="Images made with it that are shared in the Community"),
-              "Likes": st.column_config.NumberColumn(help="The likes of those posts"),
+              # "35,583" and "91.9%": one decimal for every rate, so the column lines up
+              "Used": st.column_config.NumberColumn(format="localized", help="Generations started from the template"),
+              "Succeeded": st.column_config.NumberColumn(format="%.1f%%", help="Of its finished generations"),
+              "Posts": st.column_config.NumberColumn(format="localized",
+                                                     help="Images made with it that are shared in the Community"),
+              "Likes": st.column_config.NumberColumn(format="localized", help="The likes of those posts"),
           })
 
 

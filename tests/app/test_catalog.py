@@ -79,7 +79,7 @@ def test_deactivated_templates_leave_the_studio_and_usage_is_shown(app_env):
     assert any(c.value.startswith("Usage as of ") for c in at.caption)
     usage = at.dataframe[0].value  # every template in one table, with its usage
     row = usage[usage["Template"] == template.title].iloc[0]
-    assert (row["Used"], row["Succeeded"], row["Posts"], row["Status"]) == (1, 1.0, 0, "Active")
+    assert (row["Used"], row["Succeeded"], row["Posts"], row["Status"]) == (1, 100.0, 0, "Active")
     assert len(usage) == len(studio.catalog.templates(include_inactive=True))
     at.selectbox(key="catalog_pick").set_value(template.id)  # the template to change
     run(at)
