@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
 import os
 import stat
@@ -129,12 +130,34 @@ def _local_source(path: str, size: int, _mtime_ns: int) -> tuple[str | bytes, st
 
 
 def picture(url: str | None, alt: str, *, missing: str = "No picture") -> None:
+    """A picture at the width of its column; without one, a square tile saying why (``missing``), the size of a
+    thumbnail, so a row of pictures and their buttons stays lined up."""
     if url:
         source, output_format = image_source(url)
         st.image(source, width="stretch", alt=alt, output_format=output_format)
     else:
-        with st.container(border=True, height=120, vertical_alignment="center", horizontal_alignment="center"):
-            st.caption(missing)
+        st.image(missing_tile(missing), width="stretch", alt=missing)
+
+
+TILE_LINE_CHARS = 14  # at 28 of the tile's 240 units, legible on a 100 px thumbnail
+
+
+@functools.lru_cache(maxsize=32)
+def missing_tile(label: str) -> str:
+    """A square SVG with ``label`` (one of the app's own status words, never user text) in the middle, a line of
+    up to 14 characters at a time. Greys that read on a light and on a dark theme alike."""
+    lines: list[str] = []
+    for word in label.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= TILE_LINE_CHARS:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    first = 120 - 17 * (len(lines) - 1)
+    text = "".join(f'<tspan x="120" y="{first + 34 * i}">{html.escape(line)}</tspan>' for i, line in enumerate(lines))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 240 240" width="240" height="240">'
+            '<rect width="240" height="240" rx="10" fill="rgba(128,132,149,0.14)"/>'
+            '<text font-family="sans-serif" font-size="28" fill="rgb(128,132,149)" text-anchor="middle" '
+            f'dominant-baseline="middle">{text}</text></svg>')
 
 
 def status_badge(status: str, label: str) -> None:

@@ -215,3 +215,16 @@ def test_a_chosen_template_and_category_stay_chosen_when_an_admin_renames_them(a
     assert at.selectbox(key="studio_template_pick").value.title == template.title + " v2"
     run(at)
     assert at.selectbox(key="studio_template_pick").value.title == template.title + " v2"
+
+
+def test_a_recent_image_that_did_not_finish_is_a_tile_the_size_of_a_thumbnail(app_env):
+    from tests.app import _community as c
+
+    at = _studio()
+    studio = c.backend()
+    ada = studio.accounts.by_email("ada@example.com")
+    c.image(studio, ada, "a lighthouse in fog")
+    c.image(studio, ada, "a storm that never came", fail=True)  # canceled
+    run(at)
+    assert c.image_alts(at) == ["Canceled", "Thumbnail: a lighthouse in fog"]  # newest first, both pictures
+    assert len([b for b in at.button if b.key and b.key.startswith("open_")]) == 2  # an Open under each

@@ -152,3 +152,15 @@ def test_a_kept_chart_holds_plain_json_values_and_sends_the_same_json():
     assert {type(v) for v in values(kept)} <= {str, int, float, bool, type(None)}
     assert kept["data"][0]["x"] == ["2026-11-01", "2026-11-02", "2026-11-03"]
     assert plotly.io.to_json(kept, validate=False) == plotly.io.to_json(original, validate=False)
+
+
+def test_a_missing_picture_is_a_square_tile_with_its_label_on_lines_that_fit():
+    from xml.etree import ElementTree
+
+    svg = ElementTree.fromstring(cards.missing_tile("Image deleted by its author"))
+    assert svg.get("viewBox") == "0 0 240 240"  # square, like a thumbnail
+    lines = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}tspan")]
+    assert lines == ["Image deleted", "by its author"] and all(len(line) <= cards.TILE_LINE_CHARS for line in lines)
+    assert [t.text for t in ElementTree.fromstring(cards.missing_tile("Canceled")).iter(
+        "{http://www.w3.org/2000/svg}tspan")] == ["Canceled"]
+    assert "&lt;b&gt;" in cards.missing_tile("<b>")  # escaped, should a label ever hold markup
