@@ -65,12 +65,12 @@ def queue_item(item) -> None:
 
 
 def queue_view() -> None:
-    queue = studio.moderation.queue(admin, limit=QUEUE_LISTED)
+    listed = studio.moderation.queue(admin, limit=QUEUE_LISTED)
+    queue, waiting = listed.items, listed.waiting_posts
     if not queue:
         empty_state("No open reports", "Nothing is waiting for review. Reported posts appear here, the most "
                     "reported first.", icon=":material/task_alt:")
         return
-    waiting = studio.moderation.waiting_posts(admin) if len(queue) == QUEUE_LISTED else len(queue)
     # the navigation and the tab count reports; say how many posts they fall on, so the two figures agree
     shown = f"{counted(open_reports, 'open report')} on {counted(waiting, 'post')}, most reported first" + (
         "" if waiting == len(queue) else

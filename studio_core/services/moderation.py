@@ -118,6 +118,12 @@ class ActionView:
         return ACTION_LABELS.get(self.action, self.action)
 
 
+@dataclass(frozen=True)
+class ModerationQueue:
+    items: list[QueueItem]  # the worst first, as many as asked for
+    waiting_posts: int  # posts with an open report in all, however many ``items`` holds
+
+
 class ModerationService:
     def __init__(self, db: Database, settings: Settings, store: ImageStore, *,
                  clock: Callable[[], datetime] = utcnow) -> None:
@@ -135,24 +141,20 @@ class ModerationService:
             raise AccessDenied("Only admins can see reports.")
         return row.open_reports
 
-    def waiting_posts(self, actor: UserView) -> int:
-        """Posts with at least one open report: the whole queue, however much of it a page shows."""
-        with self.db.read() as s:
-            require_admin(s, actor, "see reports")
-            return s.scalar(select(func.count(PostReport.post_id.distinct())).where(PostReport.status == "open"))
-
-    def queue(self, actor: UserView, *, limit: int = 50) -> list[QueueItem]:
-        """Posts with open reports, worst first (most open reports, then the longest waiting)."""
+    def queue(self, actor: UserView, *, limit: int = 50) -> ModerationQueue:
+        """Posts with open reports, worst first (most open reports, then the longest waiting), and how many posts
+        wait in all: counted over the groups before the limit (a window), so both come from one snapshot."""
         with self.db.read() as s:
             require_admin(s, actor, "see reports")
             grouped = s.execute(select(PostReport.post_id, func.count().label("n"),
-                                       func.min(PostReport.created_at).label("first"))
+                                       func.min(PostReport.created_at).label("first"),
+                                       func.count().over().label("waiting"))
                                 .where(PostReport.status == "open").group_by(PostReport.post_id)
                                 .order_by(func.count().desc(), func.min(PostReport.created_at), PostReport.post_id)
                                 .limit(limit)).all()
             ids = [g.post_id for g in grouped]
             if not ids:
-                return []
+                return ModerationQueue([], 0)
             # columns, not ORM objects: a queue page loads dozens of posts and their reports on every run
             posts = {r.id: r for r in s.execute(_QUEUE_POSTS, {"ids": ids})}
             reports: dict[int, list[ReportView]] = {i: [] for i in ids}
@@ -166,7 +168,7 @@ class ModerationService:
                                    image_key=None if post.deleted_at else post.image_key,
                                    thumbnail_key=None if post.deleted_at else post.thumbnail_key,
                                    prompt=post.final_prompt, created_at=post.created_at, reports=reports[post_id]))
-        return items
+        return ModerationQueue(items, grouped[0].waiting)
 
     def thumbnail_url(self, item: QueueItem) -> str | None:
         return self.store.thumbnail_url(item.image_key) if item.image_key else None

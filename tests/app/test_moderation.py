@@ -81,7 +81,7 @@ def test_a_long_queue_is_a_table_worst_first_with_one_post_under_review(app_env,
     assert "13 open reports on 12 posts, most reported first" in texts(at)
     notes = [t.key for t in at.text_input if t.key.startswith("mod_note_")]
     assert notes == [f"mod_note_{posts[-1]}"]  # one post under review: the worst
-    assert studio.moderation.waiting_posts(c.first_admin(studio)) == 12
+    assert studio.moderation.queue(c.first_admin(studio), limit=5).waiting_posts == 12  # however many listed
 
     at.selectbox(key="mod_pick").set_value(posts[3])  # another one, chosen from the list
     run(at)

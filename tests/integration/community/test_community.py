@@ -132,7 +132,7 @@ def test_a_post_is_hidden_automatically_at_the_report_threshold(world):
     with world.db.read() as s:
         action = s.scalar(select(ModerationAction))
     assert (action.action, action.post_id, action.target_user_id) == ("auto_hide", post.id, world.ada.id)
-    assert world.moderation.queue(world.admin)[0].post_id == post.id
+    assert world.moderation.queue(world.admin).items[0].post_id == post.id
 
 
 def test_hidden_posts_are_invisible_to_others_but_shown_with_status_to_their_author(world):

@@ -20,8 +20,10 @@ def test_queue_groups_open_reports_by_post_worst_first(world):
     world.community.report(world.ada.id, bad.id, "nsfw", "explicit")
     world.community.report(world.cy.id, bad.id, "copyright", "my photo")
     assert world.moderation.open_report_count(world.admin) == 3
-    queue = world.moderation.queue(world.admin)
-    assert [q.post_id for q in queue] == [bad.id, mild.id]
+    listed = world.moderation.queue(world.admin)
+    queue = listed.items
+    assert [q.post_id for q in queue] == [bad.id, mild.id] and listed.waiting_posts == 2
+    assert world.moderation.queue(world.admin, limit=1).waiting_posts == 2  # counted before the limit
     worst = queue[0]
     assert (worst.title, worst.author_name, worst.status) == ("Bad", "Bob", "visible")
     assert [(r.reporter_name, r.reason, r.details) for r in worst.reports] == [
