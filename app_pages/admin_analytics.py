@@ -77,8 +77,10 @@ except Exception as exc:  # noqa: BLE001 - any database trouble: say so, keep th
 
 GRAIN = GRANULARITY_LABELS[granularity].lower()
 with st.container(horizontal=True, vertical_alignment="center"):
-    st.caption(f"Figures as of {board.as_of:%H:%M:%S} UTC; added up again at most every "
-               f"{studio.settings.analytics_cache_s} s.")
+    # a range that ends today ends every chart with a part of a day, which reads as a sudden drop unless said
+    st.caption(f"Figures as of {board.as_of:%H:%M:%S} UTC"
+               + (f", so {end:%d %b} is counted only so far" if end == today else "")
+               + f"; added up again at most every {studio.settings.analytics_cache_s} s.")
     st.button("Refresh", key="analytics_refresh", icon=":material/refresh:", type="tertiary",
               on_click=st.session_state.__setitem__, args=("analytics_fresh", True))
 

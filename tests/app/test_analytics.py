@@ -96,6 +96,7 @@ def test_admin_sees_kpis_charts_and_downloads_over_a_seeded_history(app_env, def
     assert sum(int(r["generations"]) for r in rows) == sum(g[-1] for g in expected.generations.rows) > 0
     assert "No activity in this range" not in texts(at)
     assert "Figures as of " in texts(at)  # kept for a minute, and said so
+    assert f"{studio.analytics.today():%d %b} is counted only so far" in texts(at)  # the range ends today
     at.button(key="analytics_refresh").click()
     assert not run(at).exception and "Figures as of " in texts(at)
 
@@ -120,6 +121,7 @@ def test_an_empty_range_shows_an_empty_state(app_env):
     run(at)
     shown = texts(at)
     assert "No activity in this range" in shown
+    assert "Figures as of " in shown and "counted only so far" not in shown  # a range in the past is complete
     assert not at.get("plotly_chart")
     assert _metric(at, "Generations").value == "0" and _metric(at, "Success rate").value == "—"
     assert not at.error
