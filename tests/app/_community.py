@@ -24,14 +24,14 @@ def user(studio: Studio, email: str, name: str | None = None) -> UserView:
     return found or studio.accounts.sign_up(email, name or email.split("@")[0].title(), PASSWORD)
 
 
-def image(studio: Studio, who: UserView, prompt: str, *, fail: bool = False,
+def image(studio: Studio, who: UserView, prompt: str, *, canceled: bool = False,
           remixed_from: int | None = None) -> JobView:
-    """A finished image made through the real service (offline renderer), or a failed one."""
+    """A finished image made through the real service (offline renderer), or a canceled one (never charged)."""
     studio.ledger.ensure_monthly_allowance(who.id)
     job = studio.generation.submit(who.id, GenerateRequest(prompt=prompt, tier="standard",
                                                            remixed_from_id=remixed_from), new_request_key())
-    if fail:
-        studio.generation.cancel(who.id, job.id)  # ends it unpaid with a reason, like a failure
+    if canceled:
+        studio.generation.cancel(who.id, job.id)  # ends it unpaid with a reason, as a failure would
     else:
         studio.generation.run_job(job.id)
     return studio.generation.get(who.id, job.id)

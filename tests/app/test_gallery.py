@@ -35,7 +35,7 @@ def _fox_and_storm():
     studio = c.backend()
     ada = c.user(studio, "ada@example.com")
     fox = c.image(studio, ada, "a red fox in the snow")
-    failed = c.image(studio, ada, "a storm that never came", fail=True)
+    failed = c.image(studio, ada, "a storm that never came", canceled=True)
     run(at)
     return at, fox, failed
 

@@ -224,7 +224,7 @@ def test_a_recent_image_that_did_not_finish_is_a_tile_the_size_of_a_thumbnail(ap
     studio = c.backend()
     ada = studio.accounts.by_email("ada@example.com")
     c.image(studio, ada, "a lighthouse in fog")
-    c.image(studio, ada, "a storm that never came", fail=True)  # canceled
+    c.image(studio, ada, "a storm that never came", canceled=True)
     run(at)
     assert c.image_alts(at) == ["Canceled", "Thumbnail: a lighthouse in fog"]  # newest first, both pictures
     assert len([b for b in at.button if b.key and b.key.startswith("open_")]) == 2  # an Open under each
