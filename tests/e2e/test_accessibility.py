@@ -342,6 +342,7 @@ def test_my_creations_and_an_image_page(admin, axe_js):
     expect(status).to_have_count(0)
     expect(page.get_by_text("Nothing matches")).to_be_visible()
     page.get_by_text("Filters", exact=True).click()
+    wait_idle(page)  # a click while the reopening run is still drawing the fields can be lost
     page.get_by_role("button", name=re.compile("^Remove Canceled")).click()
     expect(page.get_by_role("button", name="View").first).to_be_visible()
     click_once(card(page, "quiet harbour").get_by_role("button", name="View"))
