@@ -11,7 +11,7 @@ from studio_core.services.accounts import AccessDenied
 from studio_core.services.catalog import SUBJECT_SLOT, CatalogError, TemplateUsage, UsageReport, fill_pattern
 from studio_core.ui.cards import counted, shorten, status_badge
 from studio_core.ui.session import get_studio, require_admin
-from studio_core.ui.widgets import chooser, empty_state, error_state, lazy_tabs, plain, table
+from studio_core.ui.widgets import chooser, empty_state, error_state, lazy_expander, lazy_tabs, plain, table
 
 admin = require_admin()
 studio = get_studio()
@@ -43,19 +43,6 @@ def title_row(kind: str, item, title: str, *, move, set_active, first: bool, las
                   on_click=attempt, args=(move, item.id, 1), help="Move down")
         st.button("Deactivate" if item.active else "Activate", key=f"{kind}_active_{item.id}",
                   on_click=attempt, args=(set_active, item.id, not item.active))
-
-
-def save_template(template_id: int, fields: dict) -> None:
-    attempt(catalog.update_template, template_id, **fields, done="Template saved.")
-    # Chosen again through the state: the browser shows (and sends back) the choice by its label, which a new
-    # title changes; set from here, the new label goes to the browser and the choice holds.
-    ss.catalog_pick = template_id
-
-
-def lazy_expander(label: str, key: str):
-    """An "Edit" expander whose fields are drawn only while it is open (``.open``): a closed editor per
-    template and category would otherwise cost every run of this page its dozens of inputs."""
-    return st.expander(label, icon=":material/edit:", key=key, on_change="rerun")
 
 
 # -- templates ---------------------------------------------------------------------------------------------------
@@ -110,8 +97,8 @@ def template_editor(template, categories: list, candidates: Callable[[], list]) 
         st.button("Create template", type="primary", key=f"{k}_save", icon=":material/add:", on_click=attempt,
                   args=(catalog.create_template,), kwargs=dict(fields, done="Template created."))
     else:
-        st.button("Save changes", type="primary", key=f"{k}_save", icon=":material/save:", on_click=save_template,
-                  args=(template.id, fields))
+        st.button("Save changes", type="primary", key=f"{k}_save", icon=":material/save:", on_click=attempt,
+                  args=(catalog.update_template, template.id), kwargs=dict(fields, done="Template saved."))
 
 
 def usage_text(usage: TemplateUsage) -> str:
@@ -151,10 +138,9 @@ def template_panel(t, siblings: list, usage: TemplateUsage, categories: list, ca
         title_row("tpl", t, t.title, move=catalog.move_template, set_active=catalog.set_template_active,
                   first=i == 0, last=i == len(siblings) - 1)
         st.caption(plain(shorten(t.prompt_pattern, 160)) + "  \n" + usage_text(usage))
-        edit = lazy_expander("Edit", f"tpl_edit_{t.id}")
-        with edit:
-            if edit.open:
-                template_editor(t, categories, candidates)
+        # a closed editor per template and category would otherwise cost every run its dozens of inputs
+        lazy_expander("Edit", f"tpl_edit_{t.id}", lambda: template_editor(t, categories, candidates),
+                      icon=":material/edit:")
 
 
 def templates_tab(categories: list) -> None:
@@ -164,10 +150,8 @@ def templates_tab(categories: list) -> None:
         return
     usage = catalog.template_usage(admin, fresh=ss.pop("catalog_usage_fresh", False))
     candidates = functools.cache(lambda: catalog.example_candidates(admin))  # once a run, if an editor is open
-    new = st.expander("New template", icon=":material/add:", key="tpl_new_open", on_change="rerun")
-    with new:
-        if new.open:
-            template_editor(None, categories, candidates)
+    lazy_expander("New template", "tpl_new_open", lambda: template_editor(None, categories, candidates),
+                  icon=":material/add:")
     names = {c.id: c.name + ("" if c.active else " (inactive)") for c in categories}
     shown = st.selectbox("Show", [None, *names], format_func=lambda c: "All categories" if c is None else names[c],
                          key="catalog_show_category")
@@ -212,10 +196,7 @@ def categories_tab(categories: list) -> None:
                       first=i == 0, last=i == len(categories) - 1)
             # a slug is [a-z0-9-] (safe as it is); the description is the admin's own text
             st.caption(c.slug + (f" · {plain(c.description)}" if c.description else ""))
-            edit = lazy_expander("Edit", f"cat_edit_{c.id}")
-            with edit:
-                if edit.open:
-                    category_editor(c)
+            lazy_expander("Edit", f"cat_edit_{c.id}", lambda c=c: category_editor(c), icon=":material/edit:")
 
 
 st.title("Catalog")

@@ -86,8 +86,7 @@ def queue_view() -> None:
               key="mod_queue_table", column_config={"Post": st.column_config.TextColumn(width="medium"),
                                                     "Reasons": st.column_config.TextColumn(width="medium"),
                                                     "Posted": st.column_config.DateColumn(format="DD MMM YYYY")})
-        # a post decided on leaves the queue and the worst one is under review again; the label leaves out the
-        # report count, which a new report would change under the admin's choice
+        # a post decided on leaves the queue and the worst one is under review again
         chosen = chooser("Post to review", {item.post_id: item for item in queue}, "mod_pick",
                          lambda item: f"{item.title} — by {item.author_name}")
     queue_item(chosen)

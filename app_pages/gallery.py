@@ -20,7 +20,7 @@ from studio_core.ui.generation import STATUS_LABEL, job_image, recipe_card
 from studio_core.ui.remix import open_in_studio
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
-from studio_core.ui.widgets import empty_state, error_state, keep_choice
+from studio_core.ui.widgets import empty_state, error_state, keep_choice, lazy_expander
 
 user = require_user()
 studio = get_studio()
@@ -193,10 +193,7 @@ def filters() -> GalleryFilter:
                                  max_chars=200, help="Finds images whose prompt contains every word.")
     sort = sort_col.selectbox("Sort", list(SORTS), format_func=SORTS.get, key="gallery_sort")
     # Drawn only while open: six inputs, each walking the session state, would cost every run of the page.
-    shelf = st.expander("Filters", icon=":material/filter_list:", key="gallery_filters_open", on_change="rerun")
-    with shelf:
-        if shelf.open:
-            filter_fields()
+    lazy_expander("Filters", "gallery_filters_open", filter_fields, icon=":material/filter_list:")
     picked = {key: ss.get(key, default) for key, default in FILTER_DEFAULTS.items()}
     days = picked["gallery_dates"]
     days = tuple(days) if isinstance(days, list | tuple) else (days,) if days else ()

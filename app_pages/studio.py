@@ -29,7 +29,7 @@ from studio_core.ui.generation import (
 from studio_core.ui.remix import open_in_studio, remix_banner
 from studio_core.ui.session import get_studio, require_user
 from studio_core.ui.tracking import Event, track
-from studio_core.ui.widgets import empty_state, keep_choice
+from studio_core.ui.widgets import empty_state, keep_choice, lazy_expander
 
 user = require_user()
 studio = get_studio()
@@ -358,10 +358,7 @@ with output:
                     else:
                         st.switch_page("app_pages/prompt_lab.py", query_params={"experiment": str(experiment.id)})
         # drawn only while open: a recipe is two dozen elements
-        recipe = st.expander("Recipe", icon=":material/receipt_long:", key="studio_recipe_open", on_change="rerun")
-        with recipe:
-            if recipe.open:
-                recipe_card(job)
+        lazy_expander("Recipe", "studio_recipe_open", lambda: recipe_card(job), icon=":material/receipt_long:")
 
     recent = [j for j in studio.generation.recent(user.id, limit=7) if j.id != job_id][:6]
     if recent:

@@ -44,7 +44,7 @@ from studio_core.ui.wallet import (
     test_cards_help,
     wallet_url,
 )
-from studio_core.ui.widgets import empty_state, error_state, lazy_tabs, plain
+from studio_core.ui.widgets import empty_state, error_state, lazy_expander, lazy_tabs, plain
 
 user = require_user()
 studio = get_studio()
@@ -322,14 +322,14 @@ def credits_section(balance) -> None:
             cancel_col.button("Cancel", key="wallet_cancel_redirect", on_click=cancel_checkout, width="stretch")
 
     receipts = studio.wallet.receipts(user.id)
-    # The table is drawn only while the expander is open: a closed one would still cost every run its table.
-    shelf = st.expander(f"Receipts ({len(receipts)})", icon=":material/receipt_long:", key="wallet_receipts_open",
-                        on_change="rerun")
-    with shelf:
-        if shelf.open and receipts:
+
+    def receipts_view() -> None:
+        if receipts:
             receipts_table(receipts, pack_names)
-        elif shelf.open:
+        else:
             st.caption("No purchases yet. Receipts for the packs you buy appear here.")
+
+    lazy_expander(f"Receipts ({len(receipts)})", "wallet_receipts_open", receipts_view, icon=":material/receipt_long:")
 
 
 def history_section() -> None:

@@ -41,9 +41,6 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], **dataframe
     st.dataframe(data, **dataframe_args)
 
 
-T = TypeVar("T")
-
-
 def lazy_tabs(sections: Mapping[str, Callable[[], None]], key: str) -> None:
     """Tabs of which only the open one is drawn: a click on a tab reruns the page (``on_change="rerun"``) and
     ``.open`` says which one is open, so the others cost a run nothing. ``sections``: label -> what it draws."""
@@ -51,6 +48,16 @@ def lazy_tabs(sections: Mapping[str, Callable[[], None]], key: str) -> None:
         with tab:
             if tab.open:
                 draw()
+
+
+def lazy_expander(label: str, key: str, draw: Callable[[], None], *, icon: str | None = None) -> None:
+    """An expander whose contents are drawn only while it is open, as ``lazy_tabs`` draws tabs: opening or
+    closing it reruns the page, so a closed editor, table or recipe costs a run nothing. Inputs inside that must
+    keep their values while it is closed use ``persist_state="page"``."""
+    shelf = st.expander(label, icon=icon, key=key, on_change="rerun")
+    with shelf:
+        if shelf.open:
+            draw()
 
 
 def keep_choice(key: str, options: Sequence[Any], ident: Callable[[Any], Hashable] = lambda option: option) -> None:
@@ -71,6 +78,9 @@ def keep_choice(key: str, options: Sequence[Any], ident: Callable[[Any], Hashabl
         ss[key] = offered[wanted]
     else:
         del ss[key]
+
+
+T = TypeVar("T")
 
 
 def chooser(label: str, items: Mapping[Hashable, T], key: str, describe: Callable[[T], str]) -> T:

@@ -1,4 +1,4 @@
-"""Kept figures: per key for the keeping time, the newest few keys only, none kept when the time is 0."""
+"""Kept values (services/kept.py): per key for the keeping time, the newest few keys only, none kept when the time is 0."""
 
 from __future__ import annotations
 
