@@ -345,6 +345,9 @@ def test_my_creations_and_an_image_page(admin, axe_js):
     wait_idle(page)  # a click while the reopening run is still drawing the fields can be lost
     page.get_by_role("button", name=re.compile("^Remove Canceled")).click()
     expect(page.get_by_role("button", name="View").first).to_be_visible()
+    # the grid is drawn card by card: while it is, the innermost block with "quiet harbour" and a View button
+    # can be the grid itself, and its only View button another card's
+    wait_idle(page)
     click_once(card(page, "quiet harbour").get_by_role("button", name="View"))
     expect(page.get_by_role("button", name="All my images")).to_be_visible()
     check(page, axe_js, Screen("image-page", images=1, keys=[
